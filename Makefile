@@ -1,0 +1,37 @@
+# Quick start: `make demo` runs the main job on sample_data/, `make test` runs the tests.
+# Both create .venv and install the package on first use (needs only python3, pip and make).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO := runs/sample
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/tfrec build sample_data/images sample_data/labels.csv --out $(DEMO)/shards \
+		--size 64 --folds 4 --group-col patient_id --feature-col age --feature-col site \
+		--overwrite
+	$(BIN)/tfrec build sample_data/test_images --out $(DEMO)/shards --name test --size 64 \
+		--shards 2 --overwrite
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/build.py
+
+clean:
+	rm -rf $(VENV) runs benchmarks/_work

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfrec_tools.builder.config import ImageConfig
+from tfrec_tools.builder.images import ImageError, prepare_image
+
+SQUARE = ImageConfig(size=(32, 32))
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG"
+    return image.convert("RGB")
+
+
+def gradient(width: int = 64, height: int = 48) -> Image.Image:
+    x = np.linspace(0, 255, width, dtype=np.uint8)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height, dtype=np.uint8)[:, None].repeat(width, 1)
+    return Image.fromarray(np.stack([x, y, 255 - x], axis=-1))
+
+
+@pytest.mark.parametrize(
+    "mode, fmt",
+    [
+        ("CMYK", "JPEG"),
+        ("L", "PNG"),
+        ("P", "PNG"),
+        ("RGBA", "PNG"),
+        ("LA", "PNG"),
+        ("1", "PNG"),
+        ("RGB", "WEBP"),
+        ("RGB", "BMP"),
+        ("RGB", "TIFF"),
+        ("RGB", "GIF"),
+    ],
+)
+def test_every_mode_becomes_rgb_jpeg_at_target_size(mode, fmt):
+    stored = prepare_image(encode(gradient().convert(mode), fmt), SQUARE)
+    image = decode(stored.data)
+    assert image.size == (32, 32) and (stored.height, stored.width) == (32, 32)
+
+
+def test_alpha_is_flattened_onto_white():
+    clear = Image.new("RGBA", (32, 32), (255, 0, 0, 0))
+    pixels = np.asarray(decode(prepare_image(encode(clear, "PNG"), SQUARE).data))
+    assert pixels.min() > 245  # transparent red shows the white background, not red
+
+
+def test_sixteen_bit_png_is_stretched_to_full_range():
+    ramp = np.linspace(1000, 5000, 32 * 32).reshape(32, 32).astype(np.uint16)
+    data = encode(Image.fromarray(ramp), "PNG")
+    pixels = np.asarray(decode(prepare_image(data, SQUARE).data))
+    assert pixels.min() < 10 and pixels.max() > 245
+
+
+def test_exif_orientation_is_applied():
+    upright = gradient(64, 32)  # wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: viewers rotate it 90 degrees clockwise
+    data = encode(upright, "JPEG", exif=exif, quality=95)
+    stored = prepare_image(data, ImageConfig(fit="keep"))
+    assert (stored.width, stored.height) == (32, 64)
+
+
+def test_png_named_jpg_is_read_by_content(tmp_path):
+    stored = prepare_image(encode(gradient(), "PNG"), SQUARE)
+    assert decode(stored.data).size == (32, 32)
+
+
+def test_jpeg_already_at_target_is_stored_byte_for_byte():
+    data = encode(gradient(32, 32), "JPEG", quality=80)
+    assert prepare_image(data, SQUARE).data == data
+    assert prepare_image(data, ImageConfig(fit="keep")).data == data
+
+
+def test_jpeg_of_other_size_is_reencoded():
+    data = encode(gradient(64, 64), "JPEG", quality=80)
+    assert prepare_image(data, SQUARE).data != data
+
+
+@pytest.mark.parametrize(
+    "fit, size, expected",
+    [("resize", (32, 48), (48, 32)), ("crop", (32, 48), (48, 32)), ("pad", (32, 48), (48, 32))],
+)
+def test_fit_gives_requested_height_and_width(fit, size, expected):
+    stored = prepare_image(encode(gradient(200, 100), "JPEG"), ImageConfig(size=size, fit=fit))
+    assert decode(stored.data).size == expected  # PIL sizes are (width, height)
+
+
+def test_pad_keeps_aspect_with_black_bars():
+    wide = Image.new("RGB", (200, 100), (255, 255, 255))
+    stored = prepare_image(encode(wide, "PNG"), ImageConfig(size=(64, 64), fit="pad"))
+    pixels = np.asarray(decode(stored.data))
+    assert pixels[2, 32].max() < 10 and pixels[32, 32].min() > 245
+
+
+def test_large_jpeg_is_draft_decoded_close_to_full_decode():
+    big = gradient(1024, 1024)
+    data = encode(big, "JPEG", quality=95)
+    ours = np.asarray(decode(prepare_image(data, ImageConfig(size=(128, 128))).data), float)
+    reference = np.asarray(big.resize((128, 128), Image.Resampling.LANCZOS), float)
+    psnr = 10 * np.log10(255**2 / np.mean((ours - reference) ** 2))
+    assert psnr > 32
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty file"),
+        (b"just some text, not a picture\n", "not an image"),
+        (bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)), "not an image"),
+    ],
+)
+def test_unusable_bytes_raise_image_error(data, reason):
+    with pytest.raises(ImageError) as info:
+        prepare_image(data, SQUARE)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_image_is_unreadable(fmt):
+    data = encode(gradient(256, 256), fmt)
+    with pytest.raises(ImageError) as info:
+        prepare_image(data[: len(data) // 2], SQUARE)
+    assert info.value.reason == "unreadable image"
+
+
+def test_truncated_jpeg_at_target_size_is_not_passed_through():
+    data = encode(gradient(32, 32), "JPEG")
+    with pytest.raises(ImageError):
+        prepare_image(data[: len(data) // 2], SQUARE)
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    data = encode(Image.new("L", (4000, 4000)), "PNG")  # tiny file, 16 M pixels
+    with pytest.raises(ImageError) as info:
+        prepare_image(data, ImageConfig(size=(32, 32), max_pixels=1_000_000))
+    assert info.value.reason == "image too large"

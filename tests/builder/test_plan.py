@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from tests.helpers import make_dataset, write_csv
+from tfrec_tools.builder.config import BuildConfig, ImageConfig
+from tfrec_tools.builder.plan import make_plan
+from tfrec_tools.builder.table import read_table
+from tfrec_tools.errors import ConfigError, DataError
+from tfrec_tools.fs import walk_files
+
+
+def plan_for(images, csv_path, **options):
+    options.setdefault("group_col", "patient_id")
+    config = BuildConfig(images=str(images), out="unused", labels_csv=str(csv_path), **options)
+    return make_plan(config, list(walk_files(str(images))), read_table(str(csv_path)))
+
+
+def shard_ids(plan):
+    return [[row.image_id for row in shard.rows] for shard in plan.shards]
+
+
+def test_plan_is_deterministic_and_seeded(dataset):
+    first = plan_for(*dataset, shards=4, folds=2, seed=1)
+    assert shard_ids(first) == shard_ids(plan_for(*dataset, shards=4, folds=2, seed=1))
+    assert shard_ids(first) != shard_ids(plan_for(*dataset, shards=4, folds=2, seed=2))
+    assert first.fingerprint == plan_for(*dataset, shards=4, folds=2, seed=1).fingerprint
+
+
+def test_groups_never_span_shards(dataset):
+    plan = plan_for(*dataset, shards=6, folds=3)
+    table = pd.read_csv(dataset[1]).set_index("image_id")
+    owner = {}
+    for shard in plan.shards:
+        for row in shard.rows:
+            group = table.loc[row.image_id, "patient_id"]
+            assert owner.setdefault(group, shard.index) == shard.index
+
+
+def test_every_shard_is_stratified(tmp_path):
+    images, csv_path = make_dataset(tmp_path, n=120, groups=120)
+    plan = plan_for(images, csv_path, shards=4, folds=4, group_col=None)
+    for shard in plan.shards:
+        counts = Counter(row.values[0] for row in shard.rows)
+        assert sorted(counts.values()) == [10, 10, 10]  # 40 of each class over 4 shards
+
+
+def test_shards_map_to_folds_round_robin(dataset):
+    plan = plan_for(*dataset, shards=6, folds=3)
+    assert [s.fold for s in plan.shards] == [0, 1, 2, 0, 1, 2]
+
+
+def test_every_row_lands_once_or_is_rejected(tmp_path):
+    images, _ = make_dataset(tmp_path, n=12, groups=4)
+    rows = [(f"img{i:03d}", "cat", "p1") for i in range(10)]  # rows 2..11
+    rows += [("ghost", "dog", "p1"), ("img001", "dog", "p2"), ("a/img003.jpg", "dog", "p3")]
+    rows += [("img010", "", "p1"), ("img011", "cat", ""), ("", "cat", "p1")]
+    csv_path = write_csv(tmp_path / "x.csv", ["image_id", "label", "patient_id"], rows)
+    plan = plan_for(images, csv_path, shards=1)
+    planned = [row.row for shard in plan.shards for row in shard.rows]
+    rejected = {r.row: r.reason for r in plan.rejected}
+    assert sorted(planned + list(rejected)) == list(range(2, 2 + 16))
+    assert rejected == {
+        12: "missing file",
+        13: "duplicate id",
+        14: "duplicate image",
+        15: "missing label",
+        16: "missing group",
+        17: "missing id",
+    }
+    assert plan.num_rows == 16
+
+
+def test_ids_match_by_path_with_or_without_extension_or_unique_stem(tmp_path):
+    images, _ = make_dataset(tmp_path, n=4, groups=2)
+    rows = [("a/img001.jpg", "cat", "p"), ("b/img002", "dog", "p"), ("img003", "cat", "q")]
+    plan = plan_for(
+        images, write_csv(tmp_path / "x.csv", ["id", "label", "patient_id"], rows), shards=1
+    )
+    assert not plan.rejected
+    assert [r.image_id for r in plan.shards[0].rows] != []
+    assert plan.unmatched == ("b/img000.jpg",)
+
+
+def test_ambiguous_stem_is_rejected_with_the_candidates(tmp_path):
+    images, _ = make_dataset(tmp_path, n=2, groups=1)
+    (images / "c").mkdir()
+    (images / "c" / "img001.jpg").write_bytes((images / "a" / "img001.jpg").read_bytes())
+    csv_path = write_csv(
+        tmp_path / "x.csv", ["id", "label"], [("img001", "cat"), ("img000", "dog")]
+    )
+    plan = plan_for(images, csv_path, shards=1, group_col=None)
+    (rejection,) = plan.rejected
+    assert rejection.reason == "ambiguous id"
+    assert "a/img001.jpg, c/img001.jpg" in rejection.detail
+
+
+def test_label_kinds(tmp_path):
+    images, _ = make_dataset(tmp_path, n=6, groups=1)
+    ids = [f"img{i:03d}" for i in range(6)]
+    rows = [(i, n % 3, f"{n * 0.5}", "xyz"[n % 3]) for n, i in enumerate(ids)]
+    csv_path = write_csv(tmp_path / "x.csv", ["id", "int", "float", "text"], rows)
+    plan = plan_for(images, csv_path, shards=1, group_col=None, label_cols=("int", "float", "text"))
+    kinds = [(s.name, s.kind, s.classes) for s in plan.labels]
+    assert kinds == [
+        ("int", "classification", ("0", "1", "2")),
+        ("float", "regression", ()),
+        ("text", "classification", ("x", "y", "z")),
+    ]
+    values = {r.image_id: r.values for r in plan.shards[0].rows}
+    assert values["img004"] == (1, 2.0, 1)
+
+
+def test_feature_columns_record_missing_values(dataset):
+    plan = plan_for(*dataset, shards=2, feature_cols=("age", "site"))
+    age, site = plan.columns
+    assert (age.kind, age.missing) == ("numeric", 5)
+    assert (site.kind, site.vocabulary) == ("categorical", ("head", "torso"))
+    assert [s.name for s in plan.schema.features][-2:] == ["age", "site"]
+
+
+def test_folds_must_divide_shards():
+    with pytest.raises(ConfigError, match="Received: shards=10, folds=4; try --shards 12"):
+        BuildConfig(images="x", out="y", labels_csv="z", shards=10, folds=4)
+
+
+def test_more_shards_than_groups_is_a_clear_error(dataset):
+    with pytest.raises(DataError, match="cannot fill 16 shards from 12 groups"):
+        plan_for(*dataset, shards=16)
+
+
+def test_auto_shard_count_is_a_multiple_of_folds_within_groups(dataset):
+    plan = plan_for(*dataset, folds=5)  # 12 groups: at most 10 shards
+    assert len(plan.shards) == 10
+
+
+def test_missing_column_lists_the_columns_there_are(dataset):
+    with pytest.raises(
+        DataError,
+        match="no column 'klass' \\(--label-col\\); the CSV has: "
+        "image_id, label, patient_id, age, site",
+    ):
+        plan_for(*dataset, label_cols=("klass",))
+
+
+def test_reserved_column_name_is_refused(tmp_path):
+    images, _ = make_dataset(tmp_path, n=2, groups=1)
+    csv_path = write_csv(tmp_path / "x.csv", ["id", "fold"], [("img000", 1), ("img001", 2)])
+    with pytest.raises(ConfigError, match="column 'fold' would overwrite the record key"):
+        plan_for(images, csv_path, group_col=None, label_cols=("fold",))
+
+
+def test_unlabeled_plan_takes_every_image(tmp_path):
+    images, _ = make_dataset(tmp_path, n=5, groups=1)
+    (images / "notes.txt").write_text("not an image")
+    config = BuildConfig(images=str(images), out="o", image=ImageConfig(size=(8, 8)), shards=2)
+    plan = make_plan(config, list(walk_files(str(images))), None)
+    ids = sorted(r.image_id for s in plan.shards for r in s.rows)
+    assert ids == ["a/img001", "a/img003", "b/img000", "b/img002", "b/img004"]
+    assert plan.labels == () and all(s.fold is None for s in plan.shards)
+
+
+def test_auto_shards_never_exceed_the_largest_class(tmp_path):
+    images, csv_path = make_dataset(tmp_path, n=30, groups=30)  # 10 rows per class
+    plan = plan_for(images, csv_path, group_col=None)
+    assert len(plan.shards) == 10
+
+
+def test_labels_without_any_label_column_build_unstratified(tmp_path):
+    images, _ = make_dataset(tmp_path, n=6, groups=1)
+    ids = [(f"img{i:03d}", i) for i in range(6)]
+    csv_path = write_csv(tmp_path / "x.csv", ["id", "size_cm"], ids)
+    plan = plan_for(images, csv_path, group_col=None, feature_cols=("size_cm",), shards=3)
+    assert plan.labels == () and len(plan.shards) == 3

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import make_image, read_records
+from tfrec_tools import naming
+from tfrec_tools.builder import images as images_module
+from tfrec_tools.builder.config import BuildConfig, ImageConfig
+from tfrec_tools.builder.run import build
+from tfrec_tools.errors import ConfigError
+from tfrec_tools.manifest import read_manifest
+
+
+def config_for(dataset, out: Path, **options) -> BuildConfig:
+    images, csv_path = dataset
+    defaults = dict(
+        image=ImageConfig(size=(16, 16)),
+        shards=4,
+        folds=2,
+        group_col="patient_id",
+        feature_cols=("age", "site"),
+        workers=1,
+    )
+    return BuildConfig(
+        images=str(images), out=str(out), labels_csv=str(csv_path), **{**defaults, **options}
+    )
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
+
+
+def shard_files(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.glob("*.tfrec"))
+
+
+def test_round_trip_ids_labels_folds_images(dataset, tmp_path):
+    report = build(config_for(dataset, tmp_path / "out"), progress=False)
+    manifest = read_manifest(report.manifest_path)
+    records = read_records(shard_files(tmp_path / "out"))
+    assert len(records) == report.records == 48 == manifest.totals["records"]
+    by_id = {r["image_id"].decode(): r for r in records}
+    with open(dataset[1]) as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        record = by_id[row["image_id"]]
+        assert manifest.labels[0].classes[record["label"]] == row["label"]
+        assert manifest.features[1].vocabulary[record["site"]] == row["site"]
+        assert (
+            record["age"] == pytest.approx(float(row["age"]))
+            if row["age"]
+            else np.isnan(record["age"])
+        )
+        source = Image.open(
+            dataset[0] / ("a" if int(row["image_id"][3:]) % 2 else "b") / f"{row['image_id']}.jpg"
+        ).resize((16, 16), Image.Resampling.LANCZOS)
+        decoded = Image.open(io.BytesIO(record["image"]))
+        assert decoded.size == (16, 16) and (record["height"], record["width"]) == (16, 16)
+        diff = np.abs(np.asarray(decoded, float) - np.asarray(source, float)).mean()
+        assert diff < 20  # noise images: JPEG loses detail, but not the picture
+    folds_in_file = {}
+    for record_file in shard_files(tmp_path / "out"):
+        folds_in_file[record_file] = {r["fold"] for r in read_records([record_file])}
+    assert all(len(folds) == 1 for folds in folds_in_file.values())
+    assert [s.fold for s in manifest.shards] == [0, 1, 0, 1]
+
+
+def test_count_in_names_equals_records(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "out", shards=6, folds=3), progress=False)
+    files = shard_files(tmp_path / "out")
+    assert len(files) == 6
+    for path in files:
+        assert naming.parse_count(path) == len(read_records([path]))
+    assert naming.count_data_items(files) == 48
+
+
+def test_manifest_matches_files(dataset, tmp_path):
+    report = build(config_for(dataset, tmp_path / "out"), progress=False)
+    manifest = read_manifest(report.manifest_path)
+    for entry in manifest.shards:
+        data = (tmp_path / "out" / entry.file).read_bytes()
+        assert entry.bytes == len(data)
+        assert entry.sha256 == hashlib.sha256(data).hexdigest()
+        assert sum(entry.label_histogram["label"].values()) == entry.count
+    assert manifest.schema.names == (
+        "image",
+        "image_id",
+        "height",
+        "width",
+        "label",
+        "fold",
+        "age",
+        "site",
+    )
+
+
+def test_bad_images_are_rejected_not_fatal(dataset, tmp_path):
+    images, _ = dataset
+    (images / "a" / "img001.jpg").write_bytes(b"")
+    (images / "a" / "img003.jpg").write_text("hello")
+    data = (images / "a" / "img005.jpg").read_bytes()
+    (images / "a" / "img005.jpg").write_bytes(data[: len(data) // 2])
+    report = build(config_for(dataset, tmp_path / "out"), progress=False)
+    assert report.records == 45
+    assert report.rejected == {"empty file": 1, "not an image": 1, "unreadable image": 1}
+    with open(report.rejected_path) as handle:
+        rejected = list(csv.DictReader(handle))
+    assert [(r["row"], r["image_id"], r["reason"]) for r in rejected] == [
+        ("3", "img001", "empty file"),
+        ("5", "img003", "not an image"),
+        ("7", "img005", "unreadable image"),
+    ]
+    assert naming.count_data_items(shard_files(tmp_path / "out")) == 45
+
+
+def test_workers_do_not_change_a_byte(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "one", workers=1), progress=False)
+    build(config_for(dataset, tmp_path / "two", workers=2), progress=False)
+    assert digests(tmp_path / "one") == digests(tmp_path / "two")
+
+
+def test_existing_output_is_never_mixed(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "out"), progress=False)
+    with pytest.raises(ConfigError, match="already holds a build named 'train'.*--overwrite"):
+        build(config_for(dataset, tmp_path / "out", shards=2), progress=False)
+    build(config_for(dataset, tmp_path / "out", shards=2, existing="overwrite"), progress=False)
+    assert len(shard_files(tmp_path / "out")) == 2
+
+
+def test_crash_mid_build_then_resume_is_identical(dataset, tmp_path, monkeypatch):
+    build(config_for(dataset, tmp_path / "clean"), progress=False)
+    real, calls = images_module.prepare_image, {"n": 0}
+
+    def crash_on_30th(data, config):
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise KeyboardInterrupt  # like a kill: no cleanup code of ours runs after it
+        return real(data, config)
+
+    monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", crash_on_30th)
+    with pytest.raises(KeyboardInterrupt):
+        build(config_for(dataset, tmp_path / "out"), progress=False)
+    left = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert any(name.endswith(naming.PARTIAL_SUFFIX) for name in left)
+    for path in shard_files(tmp_path / "out"):  # finished shards state the true count
+        assert naming.parse_count(path) == len(read_records([path]))
+    monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", real)
+    report = build(config_for(dataset, tmp_path / "out", existing="resume"), progress=False)
+    assert report.reused_shards >= 1
+    assert digests(tmp_path / "out") == digests(tmp_path / "clean")
+
+
+def test_resume_with_other_options_is_refused(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        build(config_for(dataset, tmp_path / "out"), progress=False)
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="was started with other inputs or options"):
+        build(config_for(dataset, tmp_path / "out", seed=7, existing="resume"), progress=False)
+
+
+def test_resume_of_finished_build_changes_nothing(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "out"), progress=False)
+    before = digests(tmp_path / "out")
+    report = build(config_for(dataset, tmp_path / "out", existing="resume"), progress=False)
+    assert report.records == 48 and digests(tmp_path / "out") == before
+
+
+def test_unlabeled_build(tmp_path):
+    for i in range(5):
+        make_image(tmp_path / "test" / f"t{i}.png", fmt="PNG", seed=i)
+    config = BuildConfig(
+        images=str(tmp_path / "test"),
+        out=str(tmp_path / "out"),
+        name="test",
+        image=ImageConfig(size=(8, 8)),
+        shards=2,
+        workers=1,
+    )
+    report = build(config, progress=False)
+    records = read_records(shard_files(tmp_path / "out"))
+    assert sorted(r["image_id"].decode() for r in records) == [f"t{i}" for i in range(5)]
+    assert set(records[0]) == {"image", "image_id", "height", "width"}
+    assert report.rows == report.records == 5
+
+
+def _interrupt(data, config):
+    raise KeyboardInterrupt

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from tests.helpers import write_csv
+from tfrec_tools.cli import main
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_help_does_not_import_tensorflow():
+    code = (
+        "import sys; from tfrec_tools.cli import main\n"
+        "for args in (['--help'], ['build', '--help']):\n"
+        "    try: main(args)\n"
+        "    except SystemExit: pass\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_build_prints_summary_and_lands_every_row(dataset, tmp_path):
+    images, csv_path = dataset
+    result = run(
+        "build",
+        images,
+        csv_path,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "16",
+        "--folds",
+        "2",
+        "--shards",
+        "4",
+        "--group-col",
+        "patient_id",
+        "--workers",
+        "1",
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 48 records to 4 shards in 2 folds" in result.output
+    assert "rows: 48, landed: 48, rejected: 0" in result.output
+
+
+def test_strict_exits_1_when_a_row_is_rejected(dataset, tmp_path):
+    images, csv_path = dataset
+    (images / "a" / "img001.jpg").unlink()
+    result = run(
+        "build",
+        images,
+        csv_path,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "16",
+        "--shards",
+        "2",
+        "--workers",
+        "1",
+        "--strict",
+    )
+    assert result.exit_code == 1
+    assert "missing file: 1" in result.output
+    assert result.output.strip().endswith("Error: --strict: 1 rows rejected")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--id-col", "name"],
+            "Error: {csv}: no column 'name' (--id-col); the CSV has: image_id, label, patient_id, "
+            "age, site",
+        ),
+        (
+            ["--shards", "10", "--folds", "4"],
+            "Error: `folds` must divide `shards` so each shard is one fold. Received: shards=10, "
+            "folds=4; try --shards 12",
+        ),
+        (
+            ["--shards", "13", "--group-col", "patient_id"],
+            "Error: cannot fill 13 shards from 12 groups: every shard needs at least one; "
+            "pass --shards 12 or fewer",
+        ),
+        (
+            ["--name", "train2"],
+            "Error: `name` must be non-empty, hold no '/' and not end with a digit (the shard "
+            "index follows it). Received: name='train2'",
+        ),
+    ],
+)
+def test_bad_options_give_one_line_errors(dataset, tmp_path, args, message):
+    images, csv_path = dataset
+    result = run("build", images, csv_path, "--out", tmp_path / "out", "--workers", "1", *args)
+    assert result.exit_code == 1
+    assert result.output.strip() == message.format(csv=csv_path)
+
+
+def test_existing_build_needs_overwrite(dataset, tmp_path):
+    images, csv_path = dataset
+    args = [
+        "build",
+        images,
+        csv_path,
+        "--out",
+        tmp_path / "out",
+        "--size",
+        "8",
+        "--shards",
+        "2",
+        "--workers",
+        "1",
+    ]
+    assert run(*args).exit_code == 0
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: {tmp_path / 'out'} already holds a build named 'train' (train.manifest.json, "
+        "...); pass --overwrite to replace it or --resume to finish an interrupted build"
+    )
+    assert run(*args, "--overwrite").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--size", "big"], "Invalid value for '--size': `size` must look like 256 or 256x384"),
+        (["--fit", "stretch"], "Invalid value for '--fit'"),
+        (["--quality", "0"], "Invalid value for '--quality'"),
+        (["--overwrite", "--resume"], "--overwrite and --resume exclude each other"),
+        (["--fit", "keep", "--size", "64"], "--size has no effect with --fit keep"),
+    ],
+)
+def test_bad_usage_exits_2(dataset, tmp_path, args, fragment):
+    images, csv_path = dataset
+    result = run("build", images, csv_path, "--out", tmp_path / "out", *args)
+    assert result.exit_code == 2
+    assert fragment in result.output
+
+
+def test_missing_csv_and_folder_are_named(tmp_path):
+    (tmp_path / "img").mkdir()
+    result = run("build", tmp_path / "img", tmp_path / "nope.csv", "--out", tmp_path / "o")
+    assert result.output.strip() == f"Error: {tmp_path / 'nope.csv'}: labels CSV not found"
+    result = run("build", tmp_path / "nothing", "--out", tmp_path / "o")
+    assert result.output.strip() == f"Error: {tmp_path / 'nothing'}: image folder not found"
+
+
+def test_empty_csv_is_named(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "empty.csv").write_text("")
+    result = run("build", tmp_path / "img", tmp_path / "empty.csv", "--out", tmp_path / "o")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {tmp_path / 'empty.csv'}: cannot read as CSV")
+
+
+def test_all_rows_rejected_is_an_error(tmp_path):
+    (tmp_path / "img").mkdir()
+    csv_path = write_csv(tmp_path / "l.csv", ["id", "label"], [("a", "x"), ("b", "y")])
+    result = run("build", tmp_path / "img", csv_path, "--out", tmp_path / "o")
+    assert result.exit_code == 1
+    assert (
+        result.output.strip() == f"Error: {tmp_path / 'img'}: no usable image (all 2 rows rejected)"
+    )

@@ -1,0 +1,61 @@
+"""Test helpers: tiny images and CSVs made with PIL at test time, and a record reader."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CLASSES = ("cat", "dog", "emu")
+
+
+def make_image(path: Path, size=(40, 30), *, seed: int = 0, fmt: str = "JPEG", mode="RGB"):
+    """A small noisy image (size is (width, height)) saved as fmt at path."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return path
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def make_dataset(root: Path, n: int = 48, groups: int = 12, size=(40, 30)):
+    """n labeled images in two sub-folders, a CSV with label, patient_id, age and site."""
+    rows = []
+    for i in range(n):
+        folder = "a" if i % 2 else "b"
+        make_image(root / "images" / folder / f"img{i:03d}.jpg", size, seed=i)
+        age = "" if i % 11 == 0 else f"{20 + i % 50}.5"
+        rows.append(
+            (f"img{i:03d}", CLASSES[i % 3], f"p{i % groups:02d}", age, ("head", "torso")[i % 2])
+        )
+    csv_path = write_csv(
+        root / "labels.csv", ["image_id", "label", "patient_id", "age", "site"], rows
+    )
+    return root / "images", csv_path
+
+
+def read_records(files: Sequence[str]) -> list[dict]:
+    """Every record of the files, each feature as a Python value (first element of lists)."""
+    import tensorflow as tf
+
+    records = []
+    for raw in tf.data.TFRecordDataset(list(files)):
+        example = tf.train.Example.FromString(raw.numpy())
+        record = {}
+        for key, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            record[key] = list(getattr(feature, kind).value)[0]
+        records.append(record)
+    return records

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from tfrec_tools import naming
+from tfrec_tools.errors import ShardError
+
+
+def test_shard_name_round_trip():
+    name = naming.shard_name("train", 7, 16, 1233)
+    assert name == "train07-1233.tfrec"
+    assert naming.parse_shard_name(name) == ("train", 7, 1233)
+    assert naming.parse_count(name) == 1233
+
+
+def test_index_width_grows_with_shard_count():
+    assert naming.shard_stem("train", 3, 100) == "train03"
+    assert naming.shard_stem("train", 3, 101) == "train003"
+    assert naming.shard_stem("train", 0, 1) == "train00"
+
+
+def test_partial_name_is_not_a_shard():
+    partial = naming.partial_name("train", 2, 16)
+    assert not partial.endswith(".tfrec")
+    assert naming.parse_count(partial) is None
+
+
+def test_count_reads_base_name_only():
+    # The notebooks' regex r"-([0-9]*)\." reads "2" from the folder "data-2.1/".
+    files = ["gs://bucket/data-2.1/train00-100.tfrec", "/x/data-7.0/train01-23.tfrec"]
+    assert naming.count_data_items(files) == 123
+
+
+def test_count_accepts_kaggle_names():
+    assert naming.count_data_items(["ld_train00-1338.tfrec", "test-12.tfrecords"]) == 1350
+
+
+def test_count_without_number_names_the_file():
+    with pytest.raises(ShardError, match=r"data-2\.1/train\.tfrec: the file name states no record"):
+        naming.count_data_items(["data-2.1/train.tfrec"])

@@ -1,0 +1,148 @@
+"""One image in, stored JPEG bytes out: open, orient, convert to RGB, fit, encode.
+
+Rules (also in docs/user-guide.md):
+- The content decides the format, never the file extension.
+- EXIF orientation is applied, so every stored image is upright.
+- Alpha (RGBA, LA, palette with transparency) is flattened onto white; 16/32-bit and float
+  images are stretched from their own min..max to 0..255; every other mode converts to RGB.
+- A JPEG that is already RGB, upright and of the target size is stored byte for byte.
+- Large JPEGs are decoded at a reduced scale in the DCT domain (draft mode) before resizing.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tfrec_tools.builder.config import ImageConfig
+
+ALPHA_BACKGROUND = (255, 255, 255)
+PAD_COLOR = (0, 0, 0)
+EXIF_ORIENTATION = 0x0112
+_SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
+_HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+class ImageError(Exception):
+    """This image cannot be stored; ``reason`` is the short category for the rejected list."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    data: bytes
+    height: int
+    width: int
+
+
+def prepare_image(data: bytes, config: ImageConfig) -> StoredImage:
+    """Turn the bytes of any image file into the JPEG bytes a record stores.
+
+    Raises:
+        ImageError: empty, not an image, too large, truncated or undecodable. Any error Pillow
+            raises on malformed data becomes an ImageError: one bad file never stops a build.
+    """
+    if not data:
+        raise ImageError("empty file", "the file has 0 bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _prepare(data, config)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError("image too large", str(err)) from err
+    except Exception as err:  # noqa: BLE001 - malformed files raise many kinds of error
+        raise ImageError("unreadable image", f"truncated or corrupt ({err})") from err
+
+
+def _prepare(data: bytes, config: ImageConfig) -> StoredImage:
+    image = _open(data, config)
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    if _can_store_as_is(image, orientation, config):
+        image.load()
+        return StoredImage(data, image.height, image.width)
+    if image.format == "JPEG" and config.size is not None:
+        image.draft(None, _draft_size(image.size, orientation, config))
+    image.load()
+    image = _fit(_to_rgb(ImageOps.exif_transpose(image)), config)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=config.quality)
+    return StoredImage(buffer.getvalue(), image.height, image.width)
+
+
+def _open(data: bytes, config: ImageConfig) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as err:
+        raise ImageError("not an image", "the content is no image format Pillow can read") from err
+    pixels = image.width * image.height
+    if pixels > config.max_pixels:
+        raise ImageError(
+            "image too large",
+            f"{image.width}x{image.height} = {pixels} pixels > max_pixels={config.max_pixels}",
+        )
+    return image
+
+
+def _can_store_as_is(image: Image.Image, orientation: int, config: ImageConfig) -> bool:
+    if image.format != "JPEG" or image.mode != "RGB" or orientation != 1:
+        return False
+    return config.fit == "keep" or image.size == _target_wh(config)
+
+
+def _target_wh(config: ImageConfig) -> tuple[int, int]:
+    assert config.size is not None
+    return config.size[1], config.size[0]
+
+
+def _draft_size(size: tuple[int, int], orientation: int, config: ImageConfig) -> tuple[int, int]:
+    """The smallest decode size (in the file's own orientation) that loses nothing the fit
+    needs: draft() then picks the largest DCT scale-down that stays at or above it."""
+    width, height = size
+    target_w, target_h = _target_wh(config)
+    if orientation in _SWAPS_AXES:
+        target_w, target_h = target_h, target_w
+    if config.fit == "resize":
+        return target_w, target_h
+    pick = max if config.fit == "crop" else min
+    scale = pick(target_w / width, target_h / height)
+    return math.ceil(width * scale), math.ceil(height * scale)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in _HIGH_DEPTH:
+        return _stretch_to_8bit(image).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _stretch_to_8bit(image: Image.Image) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.float64)
+    low, high = float(pixels.min()), float(pixels.max())
+    scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
+    return Image.fromarray(np.round(scaled).astype(np.uint8))
+
+
+def _fit(image: Image.Image, config: ImageConfig) -> Image.Image:
+    if config.fit == "keep":
+        return image
+    target = _target_wh(config)
+    if config.fit == "crop":
+        return ImageOps.fit(image, target, Image.Resampling.LANCZOS)
+    if config.fit == "pad":
+        return ImageOps.pad(image, target, Image.Resampling.LANCZOS, color=PAD_COLOR)
+    return image if image.size == target else image.resize(target, Image.Resampling.LANCZOS)

@@ -1,0 +1,280 @@
+"""`build()`: plan, guard the output folder, write the shards, then the manifest and the list
+of rejected rows. A state folder makes an interrupted build resumable."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from tfrec_tools import __version__, fs, naming
+from tfrec_tools.builder.config import BuildConfig
+from tfrec_tools.builder.plan import Plan, Rejection, make_plan
+from tfrec_tools.builder.table import read_table
+from tfrec_tools.builder.write import ShardJob, ShardResult, write_shards
+from tfrec_tools.errors import ConfigError, DataError
+from tfrec_tools.manifest import (
+    Manifest,
+    ShardEntry,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
+
+log = logging.getLogger(__name__)
+REJECTED_COLUMNS = ("row", "image_id", "path", "reason", "detail")
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did; the CLI prints it and decides the exit code from it."""
+
+    manifest_path: str
+    rejected_path: str
+    unmatched_path: str | None
+    rows: int
+    records: int
+    shards: int
+    folds: int
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    unmatched: int = 0
+    reused_shards: int = 0  # shards an earlier, interrupted run had finished (--resume)
+
+    @property
+    def num_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+
+def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
+    """Build shards, manifest and rejected list in ``config.out``.
+
+    Raises:
+        ConfigError: options contradict each other, the data, or what ``out`` holds.
+        DataError: the image folder or CSV cannot be used.
+    """
+    plan = _make_plan(config)
+    fs.makedirs(config.out)
+    state = _state_dir(config)
+    done = _prepare_output(plan, state)
+    if done is None:  # --resume of a build that had already finished
+        return _report_from_manifest(plan)
+    todo = [s for s in plan.shards if s.index not in done]
+    results = dict(done)
+    for result in _write(plan, todo):
+        _save_result(state, result)
+        results[result.entry.index] = result
+    report = _finish(plan, [results[i] for i in sorted(results)], reused=len(done))
+    fs.rmtree(state)
+    return report
+
+
+def _make_plan(config: BuildConfig) -> Plan:
+    if not fs.isdir(config.images):
+        raise DataError(f"{config.images}: image folder not found")
+    table = read_table(config.labels_csv) if config.labels_csv else None
+    files = list(fs.walk_files(config.images))
+    size = None if fs.is_remote(config.images) else fs.size
+    return make_plan(config, files, table, size)
+
+
+def _write(plan: Plan, todo) -> list[ShardResult]:
+    from tqdm import tqdm
+
+    config = plan.config
+    job = ShardJob(
+        out=config.out,
+        name=config.name,
+        num_shards=len(plan.shards),
+        schema=plan.schema,
+        labels=plan.labels,
+        value_keys=tuple(s.name for s in plan.labels + plan.columns),
+        image=config.image,
+    )
+    total = sum(len(s.rows) for s in todo)
+    with tqdm(total=total, unit="img", desc=f"build {config.name}", disable=None) as bar:
+        yield from write_shards(todo, job, workers=config.workers, progress=bar.update)
+
+
+# --- the output folder: refuse to mix, overwrite, or resume -------------------------------
+
+
+def _state_dir(config: BuildConfig) -> str:
+    return fs.join(config.out, f".{config.name}.build")
+
+
+def _outputs(config: BuildConfig) -> list[str]:
+    """Every file in ``out`` that belongs to a build named ``config.name``."""
+    own = {f"{config.name}{s}" for s in (".manifest.json", ".rejected.csv", ".unmatched.txt")}
+    own.add(f".{config.name}.build")
+    found = []
+    for entry in fs.listdir(config.out):
+        parsed = naming.parse_shard_name(entry)
+        partial = entry.endswith(naming.PARTIAL_SUFFIX) and entry.startswith(config.name)
+        if entry in own or partial or (parsed and parsed[0] == config.name):
+            found.append(fs.join(config.out, entry))
+    return found
+
+
+def _prepare_output(plan: Plan, state: str) -> dict[int, ShardResult] | None:
+    """Shards already done (by index), or None when a resumed build had finished."""
+    config = plan.config
+    existing = _outputs(config)
+    if existing and config.existing == "error":
+        raise ConfigError(
+            f"{config.out} already holds a build named {config.name!r} "
+            f"({naming.base_name(existing[0])}, ...); pass --overwrite to replace it or "
+            "--resume to finish an interrupted build"
+        )
+    if config.existing == "resume" and existing:
+        return _resume(plan, state, existing)
+    for path in existing:
+        (fs.rmtree if fs.isdir(path) else fs.remove)(path)
+    fs.makedirs(state)
+    fs.write_bytes_atomic(fs.join(state, "plan.json"), _plan_stamp(plan))
+    return {}
+
+
+def _plan_stamp(plan: Plan) -> bytes:
+    return json.dumps({"fingerprint": plan.fingerprint}).encode("utf-8")
+
+
+def _resume(plan: Plan, state: str, existing: list[str]) -> dict[int, ShardResult] | None:
+    config = plan.config
+    if not fs.exists(state):
+        path = manifest_path(config.out, config.name)
+        if fs.exists(path) and read_manifest(path).plan_fingerprint == plan.fingerprint:
+            return None
+        raise ConfigError(_changed(config, "finished"))
+    if fs.read_bytes(fs.join(state, "plan.json")) != _plan_stamp(plan):
+        raise ConfigError(_changed(config, "started"))
+    done = _load_results(state)
+    keep = {fs.join(config.out, r.entry.file) for r in done.values()} | {state}
+    for path in existing:
+        if path not in keep:
+            fs.remove(path)
+    log.info("resuming: %d of %d shards already written", len(done), len(plan.shards))
+    return done
+
+
+def _changed(config: BuildConfig, when: str) -> str:
+    return (
+        f"the build named {config.name!r} in {config.out} was {when} with other inputs or "
+        "options, so it cannot be resumed; pass --overwrite to start over"
+    )
+
+
+def _save_result(state: str, result: ShardResult) -> None:
+    data = {"entry": asdict(result.entry), "rejected": [asdict(r) for r in result.rejected]}
+    path = fs.join(state, f"shard-{result.entry.index:06d}.json")
+    fs.write_bytes_atomic(path, json.dumps(data).encode("utf-8"))
+
+
+def _load_results(state: str) -> dict[int, ShardResult]:
+    """Results of shards whose file is complete (a result is saved only after the rename)."""
+    results = {}
+    for entry in fs.listdir(state):
+        if entry.startswith("shard-") and entry.endswith(".json"):
+            data = json.loads(fs.read_bytes(fs.join(state, entry)))
+            result = ShardResult(
+                ShardEntry(**data["entry"]), tuple(Rejection(**r) for r in data["rejected"])
+            )
+            results[result.entry.index] = result
+    return results
+
+
+# --- the end: rejected list, unmatched list, manifest -------------------------------------
+
+
+def _finish(plan: Plan, results: list[ShardResult], *, reused: int) -> BuildReport:
+    config = plan.config
+    rejected = sorted(
+        plan.rejected + tuple(r for res in results for r in res.rejected),
+        key=lambda r: (r.row or 0, r.path, r.image_id),
+    )
+    rejected_path = fs.join(config.out, f"{config.name}.rejected.csv")
+    fs.write_bytes_atomic(rejected_path, _rejected_csv(rejected))
+    unmatched_path = None
+    if plan.unmatched:
+        unmatched_path = fs.join(config.out, f"{config.name}.unmatched.txt")
+        fs.write_bytes_atomic(unmatched_path, ("\n".join(plan.unmatched) + "\n").encode("utf-8"))
+    reasons = dict(sorted(Counter(r.reason for r in rejected).items()))
+    entries = tuple(r.entry for r in results)
+    manifest = _manifest(plan, entries, reasons)
+    path = manifest_path(config.out, config.name)
+    write_manifest(manifest, path)
+    return BuildReport(
+        path,
+        rejected_path,
+        unmatched_path,
+        rows=plan.num_rows,
+        records=manifest.totals["records"],
+        shards=len(entries),
+        folds=config.folds,
+        rejected=reasons,
+        unmatched=len(plan.unmatched),
+        reused_shards=reused,
+    )
+
+
+def _rejected_csv(rejected: list[Rejection]) -> bytes:
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(REJECTED_COLUMNS)
+    for r in rejected:
+        writer.writerow(["" if r.row is None else r.row, r.image_id, r.path, r.reason, r.detail])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _manifest(plan: Plan, entries: tuple[ShardEntry, ...], reasons: dict[str, int]) -> Manifest:
+    config = plan.config
+    image = config.image
+    totals = {
+        "rows": plan.num_rows,
+        "records": sum(e.count for e in entries),
+        "bytes": sum(e.bytes for e in entries),
+        "rejected": sum(reasons.values()),
+        "rejected_by_reason": reasons,
+        "unmatched_images": len(plan.unmatched),
+    }
+    return Manifest(
+        name=config.name,
+        tool_version=__version__,
+        options=config.to_json(),
+        schema=plan.schema,
+        image={
+            "size": list(image.size) if image.size else None,
+            "fit": image.fit,
+            "format": "jpeg",
+            "channels": 3,
+            "quality": image.quality,
+        },
+        labels=plan.labels,
+        features=plan.columns,
+        group_col=config.group_col,
+        folds=config.folds,
+        shards=entries,
+        totals=totals,
+        plan_fingerprint=plan.fingerprint,
+    )
+
+
+def _report_from_manifest(plan: Plan) -> BuildReport:
+    config = plan.config
+    manifest = read_manifest(manifest_path(config.out, config.name))
+    unmatched = fs.join(config.out, f"{config.name}.unmatched.txt")
+    return BuildReport(
+        manifest_path(config.out, config.name),
+        fs.join(config.out, f"{config.name}.rejected.csv"),
+        unmatched if fs.exists(unmatched) else None,
+        rows=manifest.totals["rows"],
+        records=manifest.totals["records"],
+        shards=len(manifest.shards),
+        folds=manifest.folds,
+        rejected=manifest.totals["rejected_by_reason"],
+        unmatched=manifest.totals["unmatched_images"],
+        reused_shards=len(manifest.shards),
+    )

@@ -1,0 +1,151 @@
+"""The labels CSV: read it, resolve its columns, and encode labels and feature columns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tfrec_tools.errors import ConfigError, DataError
+from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.schema import MISSING_CODE, ColumnSpec, LabelSpec, check_column_names
+
+ID_CANDIDATES = ("image_id", "id", "image_name", "image", "filename", "file")
+LABEL_CANDIDATES = ("label", "target")
+MISSING_TOKENS = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "NULL", "None"})
+FIRST_DATA_ROW = 2  # rows are numbered as a spreadsheet shows them: the header is row 1
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The CSV columns a build uses, resolved against the CSV's header."""
+
+    id: str
+    labels: tuple[str, ...]
+    group: str | None
+    features: tuple[str, ...]
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """Every cell as a stripped string; nothing is parsed or dropped yet."""
+    from tfrec_tools import fs
+
+    if not fs.exists(path):
+        raise DataError(f"{path}: labels CSV not found")
+    try:
+        opener = open if not fs.is_remote(path) else _gfile_open
+        with opener(path, "rb") as handle:
+            table = pd.read_csv(handle, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read as CSV ({_first_line(err)})") from err
+    table.columns = [str(c).strip() for c in table.columns]
+    return table.apply(lambda col: col.str.strip())
+
+
+def _gfile_open(path: str, mode: str):
+    tf = import_tensorflow()
+
+    return tf.io.gfile.GFile(path, mode)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def resolve_columns(
+    table: pd.DataFrame,
+    path: str,
+    *,
+    id_col: str | None,
+    label_cols: tuple[str, ...] | None,
+    group_col: str | None,
+    feature_cols: tuple[str, ...],
+) -> Columns:
+    """Check that every named column exists; fill in defaults for id and label columns."""
+    have = list(table.columns)
+
+    def need(column: str, option: str) -> str:
+        if column not in have:
+            raise DataError(
+                f"{path}: no column {column!r} ({option}); the CSV has: {', '.join(have)}"
+            )
+        return column
+
+    if id_col is None:
+        found = [c for c in ID_CANDIDATES if c in have]
+        if not found:
+            raise DataError(
+                f"{path}: no id column found (tried {', '.join(ID_CANDIDATES)}); pass --id-col; "
+                f"the CSV has: {', '.join(have)}"
+            )
+        id_col = found[0]
+    if label_cols is None:
+        label_cols = tuple(c for c in LABEL_CANDIDATES if c in have)[:1]
+    columns = Columns(
+        id=need(id_col, "--id-col"),
+        labels=tuple(need(c, "--label-col") for c in label_cols),
+        group=need(group_col, "--group-col") if group_col else None,
+        features=tuple(need(c, "--feature-col") for c in feature_cols),
+    )
+    check_column_names(columns.labels + columns.features)
+    if columns.id in columns.labels + columns.features:
+        raise ConfigError(f"column {columns.id!r} cannot be both the id and a label/feature")
+    return columns
+
+
+def is_missing(value: str) -> bool:
+    return value in MISSING_TOKENS
+
+
+def _parses(values: list[str], kind: type) -> bool:
+    try:
+        for value in values:
+            kind(value)
+    except ValueError:
+        return False
+    return True
+
+
+def label_spec(name: str, values: list[str]) -> LabelSpec:
+    """Integers stay as they are (class i is value i); other numbers mean regression;
+    strings become class indices in sorted order."""
+    present = [v for v in values if not is_missing(v)]
+    if present and _parses(present, int):
+        numbers = sorted({int(v) for v in present})
+        if numbers[0] < 0:
+            raise DataError(
+                f"label column {name!r} holds negative integers (e.g. {numbers[0]}); "
+                "integer labels must be class indices >= 0: map them first or store them as text"
+            )
+        return LabelSpec(name, "classification", tuple(str(i) for i in range(numbers[-1] + 1)))
+    if present and _parses(present, float):
+        return LabelSpec(name, "regression")
+    return LabelSpec(name, "classification", tuple(sorted(set(present))))
+
+
+def label_encoder(spec: LabelSpec) -> Callable[[str], int | float]:
+    """value -> stored label: the float itself, or the class index (``'03'`` is class 3)."""
+    if spec.kind == "regression":
+        return float
+    index = {name: i for i, name in enumerate(spec.classes)}
+    return lambda value: index[value] if value in index else index[str(int(value))]
+
+
+def column_spec(name: str, values: list[str]) -> ColumnSpec:
+    """Numbers become a float feature (missing: NaN); anything else integer codes over the
+    sorted vocabulary (missing: -1)."""
+    present = [v for v in values if not is_missing(v)]
+    missing = len(values) - len(present)
+    if _parses(present, float):
+        return ColumnSpec(name, "numeric", missing=missing)
+    return ColumnSpec(name, "categorical", tuple(sorted(set(present))), missing)
+
+
+def feature_encoder(spec: ColumnSpec) -> Callable[[str], int | float]:
+    """value -> stored feature: a float (NaN when missing) or a vocabulary code (-1)."""
+    if spec.kind == "numeric":
+        return lambda value: math.nan if is_missing(value) else float(value)
+    index = {name: i for i, name in enumerate(spec.vocabulary)}
+    return lambda value: MISSING_CODE if is_missing(value) else index[value]

@@ -1,0 +1,152 @@
+"""Writing planned shards: each shard is written under a temporary name and renamed to
+``{name}{NN}-{count}.tfrec`` once complete, so no file ever states a wrong count."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue as queue_lib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+from tfrec_tools import fs, naming
+from tfrec_tools.builder.config import ImageConfig
+from tfrec_tools.builder.images import ImageError, StoredImage, prepare_image
+from tfrec_tools.builder.plan import Rejection, RowSpec, ShardSpec
+from tfrec_tools.manifest import ShardEntry
+from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.schema import (
+    FOLD,
+    HEIGHT,
+    IMAGE,
+    IMAGE_ID,
+    WIDTH,
+    LabelSpec,
+    Schema,
+    encode_example,
+)
+
+Progress = Callable[[int], None]
+_PROGRESS_EVERY = 16  # images per progress message from a worker process
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What every shard of one build shares; pickled once per task."""
+
+    out: str
+    name: str
+    num_shards: int
+    schema: Schema
+    labels: tuple[LabelSpec, ...]
+    value_keys: tuple[str, ...]  # record keys of RowSpec.values, in order
+    image: ImageConfig
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    entry: ShardEntry
+    rejected: tuple[Rejection, ...]
+
+
+def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: None) -> ShardResult:
+    """Write one shard; rows whose image cannot be stored become rejections."""
+    tf = import_tensorflow()
+
+    partial = fs.join(job.out, naming.partial_name(job.name, spec.index, job.num_shards))
+    rejected, histograms, count = [], [Counter() for _ in job.labels], 0
+    with tf.io.TFRecordWriter(partial) as writer:
+        for done, row in enumerate(spec.rows, start=1):
+            try:
+                stored = prepare_image(fs.read_bytes(row.path), job.image)
+            except (ImageError, OSError) as err:
+                reason = getattr(err, "reason", "unreadable file")
+                detail = getattr(err, "detail", str(err))
+                rejected.append(Rejection(row.row, row.image_id, row.path, reason, detail))
+            else:
+                writer.write(_example(job, spec, row, stored))
+                for histogram, value in zip(histograms, row.values):
+                    histogram[value] += 1
+                count += 1
+            if done % _PROGRESS_EVERY == 0 or done == len(spec.rows):
+                progress(done % _PROGRESS_EVERY or _PROGRESS_EVERY)
+    final = fs.join(job.out, naming.shard_name(job.name, spec.index, job.num_shards, count))
+    fs.rename(partial, final)
+    entry = ShardEntry(
+        naming.base_name(final),
+        spec.index,
+        spec.fold,
+        count,
+        fs.size(final),
+        fs.sha256(final),
+        _named_histograms(job.labels, histograms),
+    )
+    return ShardResult(entry, tuple(rejected))
+
+
+def _example(job: ShardJob, spec: ShardSpec, row: RowSpec, stored: StoredImage) -> bytes:
+    record = {
+        IMAGE: stored.data,
+        IMAGE_ID: row.image_id,
+        HEIGHT: stored.height,
+        WIDTH: stored.width,
+    }
+    record.update(zip(job.value_keys, row.values))
+    if spec.fold is not None:
+        record[FOLD] = spec.fold
+    return encode_example(job.schema, record)
+
+
+def _named_histograms(labels, histograms) -> dict[str, dict[str, int]]:
+    """Per classification label: class name -> records (regression labels have none)."""
+    return {
+        spec.name: {spec.classes[k]: n for k, n in sorted(h.items())}
+        for spec, h in zip(labels, histograms)
+        if spec.kind == "classification"
+    }
+
+
+def write_shards(
+    specs: Sequence[ShardSpec], job: ShardJob, *, workers: int, progress: Progress
+) -> Iterator[ShardResult]:
+    """Write shards, one shard per task, in a pool of ``workers`` processes (1: in this one).
+    Results come back as shards finish, in any order."""
+    if workers == 1 or len(specs) == 1:
+        for spec in specs:
+            yield write_shard(spec, job, progress)
+        return
+    # spawn, not fork: TensorFlow's threads do not survive a fork.
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    with ProcessPoolExecutor(
+        min(workers, len(specs)), mp_context=context, initializer=_init_worker, initargs=(messages,)
+    ) as pool:
+        pending: set[Future] = {pool.submit(_write_in_worker, spec, job) for spec in specs}
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(messages, progress)
+            for future in done:
+                yield future.result()
+        _drain(messages, progress)
+
+
+_worker_queue = None
+
+
+def _init_worker(messages) -> None:
+    global _worker_queue
+    _worker_queue = messages
+    import_tensorflow()
+
+
+def _write_in_worker(spec: ShardSpec, job: ShardJob) -> ShardResult:
+    return write_shard(spec, job, _worker_queue.put)
+
+
+def _drain(messages, progress: Progress) -> None:
+    while True:
+        try:
+            progress(messages.get_nowait())
+        except queue_lib.Empty:
+            return

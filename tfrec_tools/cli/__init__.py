@@ -1,0 +1,49 @@
+"""The `tfrec` command. Subcommands load lazily so `tfrec --help` never imports TensorFlow."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+import click
+
+from tfrec_tools import __version__
+from tfrec_tools.errors import TfrecError
+
+# name -> "module:attribute" of each subcommand
+COMMANDS = {
+    "build": "tfrec_tools.cli.build:build_command",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand runs (or its help is shown),
+    and turns library errors into one-line ``Error: ...`` messages with exit code 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TfrecError as err:
+            raise click.ClickException(str(err)) from err
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="tfrec")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the library does (INFO level).")
+def main(verbose: bool) -> None:
+    """Image folder + CSV -> sharded TFRecords, and the Keras side that trains on them.
+
+    Example: tfrec build images/ labels.csv --out shards/ --size 256 --folds 5
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")

@@ -1,0 +1,112 @@
+"""File access for local paths and remote URLs (``gs://``, ``s3://``) alike.
+
+Local paths use the standard library (fast, no TensorFlow import); URLs go through
+``tf.io.gfile`` so outputs on Cloud Storage work from Kaggle and Colab TPUs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from collections.abc import Iterator
+
+from tfrec_tools.quiet import import_tensorflow
+
+_CHUNK = 1 << 20
+
+
+def is_remote(path: str) -> bool:
+    return "://" in str(path)
+
+
+def _gfile():
+    tf = import_tensorflow()
+
+    return tf.io.gfile
+
+
+def join(*parts: str) -> str:
+    return posixpath.join(*parts) if is_remote(parts[0]) else os.path.join(*parts)
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+def makedirs(path: str) -> None:
+    _gfile().makedirs(path) if is_remote(path) else os.makedirs(path, exist_ok=True)
+
+
+def listdir(path: str) -> list[str]:
+    return sorted(_gfile().listdir(path) if is_remote(path) else os.listdir(path))
+
+
+def remove(path: str) -> None:
+    _gfile().remove(path) if is_remote(path) else os.remove(path)
+
+
+def rmtree(path: str) -> None:
+    if is_remote(path):
+        _gfile().rmtree(path)
+    else:
+        import shutil
+
+        shutil.rmtree(path)
+
+
+def rename(src: str, dst: str) -> None:
+    """Move src to dst, replacing dst (atomic on local file systems)."""
+    _gfile().rename(src, dst, overwrite=True) if is_remote(src) else os.replace(src, dst)
+
+
+def read_bytes(path: str) -> bytes:
+    if is_remote(path):
+        with _gfile().GFile(path, "rb") as handle:
+            return handle.read()
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write data under a temporary name, then rename it into place."""
+    tmp = path + ".partial"
+    if is_remote(path):
+        with _gfile().GFile(tmp, "wb") as handle:
+            handle.write(data)
+    else:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+    rename(tmp, path)
+
+
+def size(path: str) -> int:
+    return _gfile().stat(path).length if is_remote(path) else os.path.getsize(path)
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    opener = _gfile().GFile if is_remote(path) else open
+    with opener(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def walk_files(root: str) -> Iterator[str]:
+    """Every file below root as a path relative to root with ``/`` separators, sorted."""
+    if is_remote(root):
+        for folder, _, files in _gfile().walk(root):
+            rel = posixpath.relpath(folder, root) if folder != root else ""
+            for name in sorted(files):
+                yield posixpath.join(rel, name) if rel else name
+        return
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        rel = os.path.relpath(folder, root)
+        for name in sorted(files):
+            yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"

@@ -1,0 +1,77 @@
+"""Shard file names: built and parsed here and nowhere else.
+
+A shard is named ``{name}{NN}-{count}.tfrec`` (``train07-1233.tfrec``): NN is the shard index,
+count is the exact number of records in the file, so totals can be read from names alone.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+
+from tfrec_tools.errors import ShardError
+
+SHARD_SUFFIX = ".tfrec"
+PARTIAL_SUFFIX = ".tfrec.partial"
+# The count is the last run of digits before the suffix, after a dash; only the base name is
+# read, so digits in folder names (``data-2.1/``) never leak in.
+_COUNT = re.compile(r"-(\d+)\.tfrec(?:ords?)?$")
+_OURS = re.compile(r"^(?P<name>.+?)(?P<index>\d+)-(?P<count>\d+)\.tfrec$")
+
+
+def base_name(path: str) -> str:
+    """The file name of a local or ``gs://`` path (both use ``/``; ``\\`` too on Windows)."""
+    return posixpath.basename(str(path).replace("\\", "/"))
+
+
+def index_width(num_shards: int) -> int:
+    """Digits used for shard indices: at least 2, enough for the last index."""
+    return max(2, len(str(max(num_shards - 1, 0))))
+
+
+def shard_stem(name: str, index: int, num_shards: int) -> str:
+    """``train07`` for shard 7 of a build named ``train`` with up to 100 shards."""
+    return f"{name}{index:0{index_width(num_shards)}d}"
+
+
+def shard_name(name: str, index: int, num_shards: int, count: int) -> str:
+    """The final file name of a complete shard holding ``count`` records."""
+    return f"{shard_stem(name, index, num_shards)}-{count}{SHARD_SUFFIX}"
+
+
+def partial_name(name: str, index: int, num_shards: int) -> str:
+    """Where a shard is written before it is complete (never matches ``*.tfrec``)."""
+    return f"{shard_stem(name, index, num_shards)}{PARTIAL_SUFFIX}"
+
+
+def parse_count(path: str) -> int | None:
+    """The record count stated in a shard's file name, or None when the name states none."""
+    match = _COUNT.search(base_name(path))
+    return int(match.group(1)) if match else None
+
+
+def parse_shard_name(path: str) -> tuple[str, int, int] | None:
+    """``(name, index, count)`` for a name of our form, else None."""
+    match = _OURS.match(base_name(path))
+    if not match:
+        return None
+    return match.group("name"), int(match.group("index")), int(match.group("count"))
+
+
+def count_data_items(files: Iterable[str]) -> int:
+    """Total records in ``files``, read from their names alone (``name-NNN.tfrec``).
+
+    Raises:
+        ShardError: a file name states no count.
+    """
+    total = 0
+    for path in files:
+        count = parse_count(path)
+        if count is None:
+            raise ShardError(
+                f"{path}: the file name states no record count (expected '<name>-<count>.tfrec'); "
+                "count its records with `tfrec inspect` instead"
+            )
+        total += count
+    return total

@@ -1,0 +1,27 @@
+"""Import TensorFlow without the C++ start-up lines (oneDNN, CUDA stubs) it writes to stderr
+before its own log level applies; TF_CPP_MIN_LOG_LEVEL alone cannot silence them."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def import_tensorflow():
+    """Import TensorFlow; when TF_CPP_MIN_LOG_LEVEL >= 2, with stderr muted during the import.
+    Python exceptions still propagate; only the C++ chatter is dropped."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "2":
+        import tensorflow
+
+        return tensorflow
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow

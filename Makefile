@@ -29,6 +29,8 @@ demo: $(STAMP)
 		--overwrite
 	$(BIN)/tfrec build sample_data/test_images --out $(DEMO)/shards --name test --size 64 \
 		--shards 2 --overwrite
+	$(BIN)/tfrec inspect "$(DEMO)/shards/train*.tfrec" --grid $(DEMO)/train-grid.png
+	$(BIN)/tfrec inspect "$(DEMO)/shards/test*.tfrec"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/build.py

@@ -59,3 +59,31 @@ def read_records(files: Sequence[str]) -> list[dict]:
             record[key] = list(getattr(feature, kind).value)[0]
         records.append(record)
     return records
+
+
+def write_foreign_shard(path: Path, rows: Sequence[dict], *, seed: int = 0) -> Path:
+    """A shard written the way public Kaggle datasets are: plain tf.train.Example, one JPEG
+    under ``image`` (the same picture for every row when seed is fixed) and the row's keys."""
+    import io
+
+    import tensorflow as tf
+
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for row in rows:
+            feature = {
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[buffer.getvalue()]))
+            }
+            for key, value in row.items():
+                if isinstance(value, str):
+                    feature[key] = tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[value.encode()])
+                    )
+                else:
+                    feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+            writer.write(
+                tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+            )
+    return path

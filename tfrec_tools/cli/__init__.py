@@ -14,6 +14,7 @@ from tfrec_tools.errors import TfrecError
 # name -> "module:attribute" of each subcommand
 COMMANDS = {
     "build": "tfrec_tools.cli.build:build_command",
+    "inspect": "tfrec_tools.cli.inspect:inspect_command",
 }
 
 

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.helpers import write_foreign_shard
+from tfrec_tools.builder.config import BuildConfig, ImageConfig
+from tfrec_tools.builder.run import build
+from tfrec_tools.cli import main
+from tfrec_tools.errors import ShardError
+from tfrec_tools.validate import InspectConfig, inspect_shards
+
+
+@pytest.fixture
+def shards(dataset, tmp_path) -> Path:
+    images, csv_path = dataset
+    config = BuildConfig(
+        images=str(images),
+        out=str(tmp_path / "shards"),
+        labels_csv=str(csv_path),
+        image=ImageConfig(size=(16, 16)),
+        shards=4,
+        folds=2,
+        group_col="patient_id",
+        feature_cols=("patient_id",),
+        workers=1,
+    )
+    build(config, progress=False)
+    return tmp_path / "shards"
+
+
+def inspect(*args):
+    return CliRunner().invoke(main, ["inspect", *map(str, args)])
+
+
+def test_clean_build_passes(shards):
+    report = inspect_shards(str(shards), InspectConfig(deep=True))
+    assert report.ok, report.problems
+    assert report.records == report.name_total == 48
+    assert report.keys["label"] == "label" and report.keys["group"] == "patient_id"
+    assert report.fold_table() == {
+        "0": {"cat": 8, "dog": 8, "emu": 8},
+        "1": {"cat": 8, "dog": 8, "emu": 8},
+    }
+    assert {shape for f in report.files for shape in f.image_shapes} == {"16x16x3"}
+
+
+def test_cli_text_report_and_exit_0(shards, tmp_path):
+    result = inspect(shards, "--grid", tmp_path / "sheet.png")
+    assert result.exit_code == 0, result.output
+    assert "4 files, 48 records (names say 48)" in result.output
+    assert result.output.rstrip().endswith(f"contact sheet: {tmp_path / 'sheet.png'}")
+    assert (tmp_path / "sheet.png").stat().st_size > 1000
+
+
+def test_json_report(shards):
+    import json
+
+    result = inspect(shards, "--json")
+    data = json.loads(result.output)
+    assert data["ok"] is True and data["records"] == 48 and len(data["files"]) == 4
+
+
+def first_shard(shards: Path) -> Path:
+    return sorted(shards.glob("*.tfrec"))[0]
+
+
+def test_corrupted_byte_is_reported_by_file_and_record(shards):
+    path = first_shard(shards)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = inspect(shards)
+    assert result.exit_code == 1
+    assert f"{path}: record " in result.output and "cannot be read" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_truncated_file_is_reported(shards):
+    path = first_shard(shards)
+    path.write_bytes(path.read_bytes()[:-100])
+    result = inspect(shards)
+    assert result.exit_code == 1
+    assert f"{path}: record " in result.output and "cut short" in result.output
+
+
+def test_wrong_count_in_name_is_reported(shards):
+    path = first_shard(shards)
+    wrong = path.with_name(path.name.replace("-12.", "-13."))
+    shutil.move(path, wrong)
+    result = inspect(wrong)
+    assert result.exit_code == 1
+    assert f"{wrong}: the name says 13 records, the file holds 12" in result.output
+
+
+def test_manifest_differences_are_problems(shards):
+    path = first_shard(shards)
+    shutil.copy(sorted(shards.glob("*.tfrec"))[1], path)  # same name, other content
+    report = inspect_shards(str(shards))
+    assert any("size or sha256 differs" in p for p in report.problems)
+
+
+def test_leftover_partial_file_is_reported(shards):
+    (shards / "train02.tfrec.partial").write_bytes(b"")
+    report = inspect_shards(str(shards))
+    assert any(
+        "train02.tfrec.partial: left over from an interrupted build" in p for p in report.problems
+    )
+
+
+def test_foreign_shards_without_manifest(tmp_path):
+    rows = [
+        {"image_name": f"ISIC_{i}", "target": i % 2, "patient_id": f"p{i % 3}", "fold": i % 2}
+        for i in range(6)
+    ]
+    write_foreign_shard(tmp_path / "train00-6.tfrec", rows)
+    report = inspect_shards(str(tmp_path))
+    assert report.keys == {
+        "image": "image",
+        "id": "image_name",
+        "label": "target",
+        "group": "patient_id",
+        "fold": "fold",
+    }
+    # p0 holds ISIC_0 (fold 0) and ISIC_3 (fold 1): leakage
+    assert any("groups (patient_id) cross folds" in p for p in report.problems)
+
+
+def test_duplicate_ids_and_copied_images_across_folds(tmp_path):
+    rows = [{"id": "a", "class": 1, "fold": 0}, {"id": "a", "class": 1, "fold": 0}]
+    write_foreign_shard(tmp_path / "x0-2.tfrec", rows, seed=1)
+    write_foreign_shard(tmp_path / "x1-1.tfrec", [{"id": "b", "class": 0, "fold": 1}], seed=1)
+    report = inspect_shards(str(tmp_path))
+    assert any(
+        p.startswith("1 ids appear more than once, e.g. a (x0-2.tfrec, x0-2.tfrec)")
+        for p in report.problems
+    )
+    assert any(
+        "images appear under different ids in different folds, e.g. a (fold 0) = b (fold 1)" in p
+        for p in report.problems
+    )
+
+
+def test_name_without_count_is_a_problem(tmp_path):
+    write_foreign_shard(tmp_path / "train.tfrecord", [{"id": "a", "class": 0}])
+    report = inspect_shards(str(tmp_path))
+    assert report.problems == [
+        f"{tmp_path / 'train.tfrecord'}: the name states no record count (expected "
+        "'<name>-<count>.tfrec'), so count_data_items cannot use it; it holds 1 records"
+    ]
+
+
+def test_no_shards_is_a_one_line_error(tmp_path):
+    with pytest.raises(ShardError, match="no shard files"):
+        inspect_shards(str(tmp_path))
+    result = inspect(tmp_path / "missing")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path / 'missing'}: no such file or folder"

@@ -1,0 +1,104 @@
+"""`tfrec inspect`: a thin shell over `tfrec_tools.validate`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("inspect")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--deep", is_flag=True, help="Also decode every image (slower).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.option("--grid", type=click.Path(dir_okay=False), help="Write a contact sheet PNG here.")
+@click.option("--grid-count", type=click.IntRange(1, 400), default=16, show_default=True)
+@click.option("--manifest", help="Manifest to check against [default: the one beside the shards].")
+@click.option("--label-key", help="Label key [default: from the manifest, else label/target/...].")
+@click.option("--id-key", help="Id key [default: image_id/image_name/id/...].")
+@click.option("--group-key", help="Group key checked for leakage [default: patient_id/group/...].")
+@click.option("--image-key", help="Image bytes key [default: image/image_raw/...].")
+@click.pass_context
+def inspect_command(
+    ctx, paths, deep, as_json, grid, grid_count, manifest, label_key, id_key, group_key, image_key
+) -> None:
+    """Validate shards (files, folders or globs; local or gs://). Exit 0 when all is well,
+    1 when a problem was found.
+
+    Example: tfrec inspect shards/ --deep --grid sheet.png
+    """
+    from tfrec_tools.contact_sheet import contact_sheet
+    from tfrec_tools.validate import InspectConfig, grid_tiles, inspect_shards
+
+    config = InspectConfig(
+        deep=deep,
+        manifest=manifest,
+        label_key=label_key,
+        id_key=id_key,
+        group_key=group_key,
+        image_key=image_key,
+    )
+    report = inspect_shards(paths, config)
+    if grid:
+        contact_sheet(grid_tiles(report, grid_count), grid)
+    click.echo(json.dumps(report.to_json(), indent=2, default=str) if as_json else render(report))
+    if grid and not as_json:
+        click.echo(f"contact sheet: {grid}")
+    ctx.exit(0 if report.ok else 1)
+
+
+def render(report) -> str:
+    """The report as text: files, schema, labels per fold, problems, verdict."""
+    lines = _files(report) + [""] + _schema(report) + [""] + _folds(report)
+    lines += [""] + [f"note: {n}" for n in report.notes]
+    if report.problems:
+        lines.append(f"problems ({len(report.problems)}):")
+        lines += [f"  - {p}" for p in report.problems]
+    lines.append("OK" if report.ok else f"FAILED: {len(report.problems)} problems")
+    return "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1]))
+
+
+def _files(report) -> list[str]:
+    total = report.name_total
+    names = "names state no count" if total is None else f"names say {total}"
+    head = f"{len(report.files)} files, {report.records} records ({names})"
+    lines = [head + (f"; manifest {report.manifest_path}" if report.manifest_path else "")]
+    lines.append(f"  {'file':<32} {'name':>7} {'records':>8} {'bytes':>11}  fold")
+    for f in report.files:
+        name = "-" if f.name_count is None else str(f.name_count)
+        folds = ",".join(map(str, f.folds)) or "-"
+        base = f.path.rsplit("/", 1)[-1]
+        lines.append(f"  {base:<32} {name:>7} {f.records:>8} {f.bytes:>11}  {folds}")
+    return lines
+
+
+def _schema(report) -> list[str]:
+    used = {v: k for k, v in report.keys.items() if v}
+    lines = [f"schema: {len(report.schema)} keys"]
+    for key, spec in report.schema.items():
+        role = f"[{used[key]}]" if key in used else ""
+        lines.append(
+            f"  {key:<20} {spec['kind']:<6} x{spec['length']:<3} {role:<8} {spec['example']}"
+        )
+    return lines
+
+
+def _folds(report) -> list[str]:
+    table = report.fold_table()
+    values = sorted({v for counts in table.values() for v in counts}, key=str)
+    if not values:
+        return ["labels: none found"]
+    names = [str(report.class_names.get(_int(v), v)) for v in values]
+    lines = [f"labels ({report.keys['label']}) per fold:"]
+    lines.append("  " + f"{'fold':<6}" + "".join(f"{n[:10]:>11}" for n in names) + f"{'total':>9}")
+    for fold, counts in table.items():
+        cells = "".join(f"{counts.get(v, 0):>11}" for v in values)
+        lines.append(f"  {fold:<6}{cells}{sum(counts.values()):>9}")
+    return lines
+
+
+def _int(value: str):
+    try:
+        return int(value)
+    except ValueError:
+        return value

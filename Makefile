@@ -25,7 +25,7 @@ test: lint
 
 demo: $(STAMP)
 	$(BIN)/tfrec build sample_data/images sample_data/labels.csv --out $(DEMO)/shards \
-		--size 64 --folds 4 --group-col patient_id --feature-col age --feature-col site \
+		--size 64 --folds 4 --group-col patient_id \
 		--overwrite
 	$(BIN)/tfrec build sample_data/test_images --out $(DEMO)/shards --name test --size 64 \
 		--shards 2 --overwrite

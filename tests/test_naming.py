@@ -38,3 +38,9 @@ def test_count_accepts_kaggle_names():
 def test_count_without_number_names_the_file():
     with pytest.raises(ShardError, match=r"data-2\.1/train\.tfrec: the file name states no record"):
         naming.count_data_items(["data-2.1/train.tfrec"])
+
+
+def test_partial_belongs_to_its_own_build_only():
+    assert naming.is_partial_of("out/train03.tfrec.partial", "train")
+    assert not naming.is_partial_of("out/train03.tfrec.partial", "tr")
+    assert not naming.is_partial_of("out/train03-5.tfrec", "train")

@@ -66,8 +66,12 @@ def rename(src: str, dst: str) -> None:
 
 def read_bytes(path: str) -> bytes:
     if is_remote(path):
-        with _gfile().GFile(path, "rb") as handle:
-            return handle.read()
+        tf = import_tensorflow()
+        try:
+            with tf.io.gfile.GFile(path, "rb") as handle:
+                return handle.read()
+        except tf.errors.OpError as err:  # callers handle OSError, local or remote alike
+            raise OSError(f"{path}: {err.message}") from err
     with open(path, "rb") as handle:
         return handle.read()
 

@@ -45,6 +45,14 @@ def partial_name(name: str, index: int, num_shards: int) -> str:
     return f"{shard_stem(name, index, num_shards)}{PARTIAL_SUFFIX}"
 
 
+def is_partial_of(path: str, name: str) -> bool:
+    """Whether ``path`` is an unfinished shard of the build named ``name`` (and not of a build
+    whose name merely starts the same way)."""
+    base = base_name(path)
+    stem = base[: -len(PARTIAL_SUFFIX)] if base.endswith(PARTIAL_SUFFIX) else ""
+    return stem.startswith(name) and stem[len(name) :].isdigit()
+
+
 def parse_count(path: str) -> int | None:
     """The record count stated in a shard's file name, or None when the name states none."""
     match = _COUNT.search(base_name(path))

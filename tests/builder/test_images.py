@@ -147,3 +147,12 @@ def test_decompression_bomb_is_refused_before_decoding():
     with pytest.raises(ImageError) as info:
         prepare_image(data, ImageConfig(size=(32, 32), max_pixels=1_000_000))
     assert info.value.reason == "image too large"
+
+
+def test_max_pixels_above_pillows_default_is_honoured():
+    import PIL.Image
+
+    data = encode(Image.new("L", (10_000, 9_000)), "PNG")  # 90 M pixels > Pillow's 89.5 M
+    stored = prepare_image(data, ImageConfig(size=(8, 8), max_pixels=100_000_000))
+    assert (stored.height, stored.width) == (8, 8)
+    assert PIL.Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's own limit is left as it was

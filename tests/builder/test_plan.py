@@ -175,3 +175,23 @@ def test_labels_without_any_label_column_build_unstratified(tmp_path):
     csv_path = write_csv(tmp_path / "x.csv", ["id", "size_cm"], ids)
     plan = plan_for(images, csv_path, group_col=None, feature_cols=("size_cm",), shards=3)
     assert plan.labels == () and len(plan.shards) == 3
+
+
+def test_file_name_with_extension_matches_when_unique(tmp_path):
+    images, _ = make_dataset(tmp_path, n=3, groups=1)
+    csv_path = write_csv(
+        tmp_path / "x.csv", ["id", "label"], [("img001.jpg", "a"), ("img002.jpg", "b")]
+    )
+    plan = plan_for(images, csv_path, shards=1, group_col=None)
+    assert not plan.rejected
+    assert sorted(r.path for r in plan.shards[0].rows) == [
+        str(images / "a" / "img001.jpg"),
+        str(images / "b" / "img002.jpg"),
+    ]
+
+
+def test_unmatched_lists_only_images_no_row_names(tmp_path):
+    images, _ = make_dataset(tmp_path, n=3, groups=1)
+    csv_path = write_csv(tmp_path / "x.csv", ["id", "label"], [("img000", "a"), ("img001", "")])
+    plan = plan_for(images, csv_path, shards=1, group_col=None)
+    assert plan.unmatched == ("b/img002.jpg",)  # img001 is named (its row was rejected)

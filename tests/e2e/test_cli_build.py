@@ -167,5 +167,8 @@ def test_all_rows_rejected_is_an_error(tmp_path):
     result = run("build", tmp_path / "img", csv_path, "--out", tmp_path / "o")
     assert result.exit_code == 1
     assert (
-        result.output.strip() == f"Error: {tmp_path / 'img'}: no usable image (all 2 rows rejected)"
+        result.output.strip()
+        == f"Error: {tmp_path / 'img'}: no usable image (all 2 rows rejected); reasons in "
+        f"{tmp_path / 'o' / 'train.rejected.csv'}"
     )
+    assert (tmp_path / "o" / "train.rejected.csv").read_text().count("missing file") == 2

@@ -55,9 +55,9 @@ class BuildConfig:
     label_cols: tuple[str, ...] | None = None  # None: 'label' or 'target' if present
     group_col: str | None = None
     feature_cols: tuple[str, ...] = ()
+    vocab_from: str | None = None  # a manifest whose categorical vocabularies to reuse
     seed: int = 42
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    strict: bool = False
     existing: str = "error"
 
     def __post_init__(self) -> None:
@@ -89,9 +89,9 @@ class BuildConfig:
             )
 
     def to_json(self) -> dict[str, Any]:
-        """The options that decide the output (not `out`, `workers`, `existing`, `strict`)."""
+        """The options that decide the output (not `out`, `workers`, `existing`)."""
         data = asdict(self)
-        for key in ("out", "workers", "existing", "strict"):
+        for key in ("out", "workers", "existing"):
             data.pop(key)
         return data
 

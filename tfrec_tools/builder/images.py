@@ -80,10 +80,15 @@ def _prepare(data: bytes, config: ImageConfig) -> StoredImage:
 
 
 def _open(data: bytes, config: ImageConfig) -> Image.Image:
+    # Pillow refuses images over 2x its own MAX_IMAGE_PIXELS while opening: lift it to ours so
+    # --max-pixels decides both ways (the header is read, no pixel is decoded yet).
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, config.max_pixels
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as err:
         raise ImageError("not an image", "the content is no image format Pillow can read") from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
     pixels = image.width * image.height
     if pixels > config.max_pixels:
         raise ImageError(

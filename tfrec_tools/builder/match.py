@@ -56,22 +56,24 @@ class Match:
 
 class ImageIndex:
     """Every file under the image folder, looked up by relative path, path without extension,
-    or bare stem."""
+    file name, or bare stem (the last two only when unique)."""
 
     def __init__(self, rel_paths: Iterable[str]) -> None:
         self.files = sorted(rel_paths)
         self._exact = set(self.files)
         self._no_ext: dict[str, list[str]] = defaultdict(list)
+        self._name: dict[str, list[str]] = defaultdict(list)
         self._stem: dict[str, list[str]] = defaultdict(list)
         for rel in self.files:
             self._no_ext[strip_extension(rel)].append(rel)
+            self._name[posixpath.basename(rel)].append(rel)
             self._stem[posixpath.basename(strip_extension(rel))].append(rel)
 
     def match(self, image_id: str) -> Match:
         key = normalise_id(image_id)
         if key in self._exact:
             return Match(key)
-        for table in (self._no_ext, self._stem):
+        for table in (self._no_ext, self._name, self._stem):
             found = table.get(key, [])
             if len(found) == 1:
                 return Match(found[0])

@@ -32,6 +32,14 @@ BYTES_PER_PIXEL = 0.3  # a q95 JPEG of a photo takes ~2.4 bits per pixel
 REGRESSION_BINS = 10  # quantile bins a regression target is stratified on
 
 
+class NothingToBuild(DataError):
+    """Every row was rejected while planning; ``rejected`` says why."""
+
+    def __init__(self, message: str, rejected: list[Rejection]) -> None:
+        super().__init__(message)
+        self.rejected = rejected
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A row (or, unlabeled, a file) that reached no shard, and why."""
@@ -95,8 +103,10 @@ def make_plan(
     files: Sequence[str],
     table: pd.DataFrame | None,
     file_size: Callable[[str], int] | None = None,
+    vocabularies: dict[str, tuple[str, ...]] | None = None,
 ) -> Plan:
-    """Plan a build from the files under ``config.images`` (relative paths) and the CSV.
+    """Plan a build from the files under ``config.images`` (relative paths) and the CSV;
+    ``vocabularies`` fixes the codes of categorical feature columns (``--vocab-from``).
 
     Raises:
         DataError: no row can be used, or the rows cannot fill the shards asked for.
@@ -108,13 +118,15 @@ def make_plan(
         labels, columns, rows = (), (), _unlabeled_rows(config, index, rejected)
         unmatched: tuple[str, ...] = ()
     else:
-        labels, columns, rows = _labeled_rows(config, index, table, rejected)
-        used = {spec.path for spec in rows.specs}
+        labels, columns, rows = _labeled_rows(config, index, table, rejected, vocabularies or {})
+        used = {spec.path for spec in rows.specs} | {r.path for r in rejected}
         unmatched = tuple(
             f for f in index.files if is_image_name(f) and _join(config, f) not in used
         )
     if not rows.specs:
-        raise DataError(f"{config.images}: no usable image (all {len(rejected)} rows rejected)")
+        raise NothingToBuild(
+            f"{config.images}: no usable image (all {len(rejected)} rows rejected)", rejected
+        )
     num_shards = _count_shards(config, rows, file_size)
     shards = _split(config, rows, num_shards)
     schema = build_schema(labels, columns, with_fold=bool(config.folds))
@@ -148,7 +160,11 @@ def _unlabeled_rows(config: BuildConfig, index: ImageIndex, rejected: list[Rejec
 
 
 def _labeled_rows(
-    config: BuildConfig, index: ImageIndex, table: pd.DataFrame, rejected: list[Rejection]
+    config: BuildConfig,
+    index: ImageIndex,
+    table: pd.DataFrame,
+    rejected: list[Rejection],
+    vocabularies: dict[str, tuple[str, ...]],
 ) -> tuple[tuple[LabelSpec, ...], tuple[ColumnSpec, ...], _Rows]:
     cols = resolve_columns(
         table,
@@ -161,7 +177,9 @@ def _labeled_rows(
     keep = _matched_rows(config, index, table, cols.id, cols.labels, cols.group, rejected)
     kept = table.iloc[[i for i, _ in keep]]
     labels = tuple(label_spec(c, kept[c].tolist()) for c in cols.labels)
-    columns = tuple(column_spec(c, kept[c].tolist()) for c in cols.features)
+    columns = tuple(
+        column_spec(c, kept[c].tolist(), vocabularies.get(c, ())) for c in cols.features
+    )
     encoders = [label_encoder(s) for s in labels] + [feature_encoder(s) for s in columns]
     value_rows = kept[list(cols.labels + cols.features)].itertuples(index=False, name=None)
     specs = [

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from tfrec_tools import __version__, fs, naming
 from tfrec_tools.builder.config import BuildConfig
-from tfrec_tools.builder.plan import Plan, Rejection, make_plan
+from tfrec_tools.builder.plan import NothingToBuild, Plan, Rejection, make_plan
 from tfrec_tools.builder.table import read_table
 from tfrec_tools.builder.write import ShardJob, ShardResult, write_shards
 from tfrec_tools.errors import ConfigError, DataError
@@ -54,7 +54,10 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
         ConfigError: options contradict each other, the data, or what ``out`` holds.
         DataError: the image folder or CSV cannot be used.
     """
-    plan = _make_plan(config)
+    try:
+        plan = _make_plan(config)
+    except NothingToBuild as err:
+        raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
     fs.makedirs(config.out)
     state = _state_dir(config)
     done = _prepare_output(plan, state)
@@ -62,7 +65,7 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
         return _report_from_manifest(plan)
     todo = [s for s in plan.shards if s.index not in done]
     results = dict(done)
-    for result in _write(plan, todo):
+    for result in _write(plan, todo, progress):
         _save_result(state, result)
         results[result.entry.index] = result
     report = _finish(plan, [results[i] for i in sorted(results)], reused=len(done))
@@ -76,10 +79,18 @@ def _make_plan(config: BuildConfig) -> Plan:
     table = read_table(config.labels_csv) if config.labels_csv else None
     files = list(fs.walk_files(config.images))
     size = None if fs.is_remote(config.images) else fs.size
-    return make_plan(config, files, table, size)
+    return make_plan(config, files, table, size, _vocabularies(config))
 
 
-def _write(plan: Plan, todo) -> list[ShardResult]:
+def _vocabularies(config: BuildConfig) -> dict[str, tuple[str, ...]]:
+    """The categorical vocabularies of the manifest named by --vocab-from."""
+    if config.vocab_from is None:
+        return {}
+    features = read_manifest(config.vocab_from).features
+    return {c.name: c.vocabulary for c in features if c.kind == "categorical"}
+
+
+def _write(plan: Plan, todo, progress: bool):
     from tqdm import tqdm
 
     config = plan.config
@@ -93,7 +104,9 @@ def _write(plan: Plan, todo) -> list[ShardResult]:
         image=config.image,
     )
     total = sum(len(s.rows) for s in todo)
-    with tqdm(total=total, unit="img", desc=f"build {config.name}", disable=None) as bar:
+    with tqdm(
+        total=total, unit="img", desc=f"build {config.name}", disable=None if progress else True
+    ) as bar:
         yield from write_shards(todo, job, workers=config.workers, progress=bar.update)
 
 
@@ -111,7 +124,7 @@ def _outputs(config: BuildConfig) -> list[str]:
     found = []
     for entry in fs.listdir(config.out):
         parsed = naming.parse_shard_name(entry)
-        partial = entry.endswith(naming.PARTIAL_SUFFIX) and entry.startswith(config.name)
+        partial = naming.is_partial_of(entry, config.name)
         if entry in own or partial or (parsed and parsed[0] == config.name):
             found.append(fs.join(config.out, entry))
     return found
@@ -193,8 +206,7 @@ def _finish(plan: Plan, results: list[ShardResult], *, reused: int) -> BuildRepo
         plan.rejected + tuple(r for res in results for r in res.rejected),
         key=lambda r: (r.row or 0, r.path, r.image_id),
     )
-    rejected_path = fs.join(config.out, f"{config.name}.rejected.csv")
-    fs.write_bytes_atomic(rejected_path, _rejected_csv(rejected))
+    rejected_path = _write_rejected(config, rejected)
     unmatched_path = None
     if plan.unmatched:
         unmatched_path = fs.join(config.out, f"{config.name}.unmatched.txt")
@@ -216,6 +228,13 @@ def _finish(plan: Plan, results: list[ShardResult], *, reused: int) -> BuildRepo
         unmatched=len(plan.unmatched),
         reused_shards=reused,
     )
+
+
+def _write_rejected(config: BuildConfig, rejected: list[Rejection]) -> str:
+    fs.makedirs(config.out)
+    path = fs.join(config.out, f"{config.name}.rejected.csv")
+    fs.write_bytes_atomic(path, _rejected_csv(rejected))
+    return path
 
 
 def _rejected_csv(rejected: list[Rejection]) -> bytes:

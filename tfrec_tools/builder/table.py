@@ -133,11 +133,15 @@ def label_encoder(spec: LabelSpec) -> Callable[[str], int | float]:
     return lambda value: index[value] if value in index else index[str(int(value))]
 
 
-def column_spec(name: str, values: list[str]) -> ColumnSpec:
+def column_spec(name: str, values: list[str], vocabulary: tuple[str, ...] = ()) -> ColumnSpec:
     """Numbers become a float feature (missing: NaN); anything else integer codes over the
-    sorted vocabulary (missing: -1)."""
+    sorted vocabulary (missing: -1). A given ``vocabulary`` (an earlier build's, so train and
+    test codes agree) is kept as it is; values outside it count as missing."""
     present = [v for v in values if not is_missing(v)]
     missing = len(values) - len(present)
+    if vocabulary:
+        unknown = sum(1 for v in present if v not in set(vocabulary))
+        return ColumnSpec(name, "categorical", tuple(vocabulary), missing + unknown)
     if _parses(present, float):
         return ColumnSpec(name, "numeric", missing=missing)
     return ColumnSpec(name, "categorical", tuple(sorted(set(present))), missing)
@@ -148,4 +152,4 @@ def feature_encoder(spec: ColumnSpec) -> Callable[[str], int | float]:
     if spec.kind == "numeric":
         return lambda value: math.nan if is_missing(value) else float(value)
     index = {name: i for i, name in enumerate(spec.vocabulary)}
-    return lambda value: MISSING_CODE if is_missing(value) else index[value]
+    return lambda value: index.get(value, MISSING_CODE)

@@ -13,8 +13,12 @@ from tfrec_tools.errors import TfrecError
 
 # name -> "module:attribute" of each subcommand
 COMMANDS = {
+    "augment-preview": "tfrec_tools.cli.augment_preview:augment_preview_command",
     "build": "tfrec_tools.cli.build:build_command",
     "inspect": "tfrec_tools.cli.inspect:inspect_command",
+    "lr-plot": "tfrec_tools.cli.lr_plot:lr_plot_command",
+    "predict": "tfrec_tools.cli.train:predict_command",
+    "train": "tfrec_tools.cli.train:train_command",
 }
 
 

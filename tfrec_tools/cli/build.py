@@ -51,6 +51,11 @@ from tfrec_tools.cli.types import SIZE
 )
 @click.option("--group-col", help="Group column (e.g. patient_id): a group never spans shards.")
 @click.option("--feature-col", multiple=True, help="Tabular column to store (repeatable).")
+@click.option(
+    "--vocab-from",
+    type=click.Path(dir_okay=False),
+    help="Reuse the categorical codes of this manifest (build test like train).",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores"
@@ -81,6 +86,7 @@ def build_command(
     label_col,
     group_col,
     feature_col,
+    vocab_from,
     seed,
     workers,
     max_pixels,
@@ -113,9 +119,9 @@ def build_command(
         label_cols=tuple(label_col) or None,
         group_col=group_col,
         feature_cols=tuple(feature_col),
+        vocab_from=vocab_from,
         seed=seed,
         workers=workers,
-        strict=strict,
         existing="overwrite" if overwrite else "resume" if resume else "error",
     )
     report = build(config, progress=not no_progress)
@@ -127,7 +133,9 @@ def build_command(
 def _print_summary(report) -> None:
     folds = f" in {report.folds} folds" if report.folds else ""
     click.echo(f"wrote {report.records} records to {report.shards} shards{folds}")
-    if report.reused_shards:
+    if report.reused_shards == report.shards:
+        click.echo("  (nothing to do: the build was already complete)")
+    elif report.reused_shards:
         click.echo(f"  ({report.reused_shards} shards reused from the interrupted run)")
     click.echo(f"rows: {report.rows}, landed: {report.records}, rejected: {report.num_rejected}")
     for reason, count in report.rejected.items():

@@ -1,0 +1,289 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.helpers import make_dataset, make_image
+from tfrec_tools.cli import main
+
+FAST = ["--epochs", "2", "--batch-size", "8", "--lr-max", "1e-4", "--warmup-epochs", "0", "--quiet"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    images, csv_path = make_dataset(root, n=48, groups=12, size=(16, 16))
+    out = root / "shards"
+    assert (
+        run(
+            "build",
+            images,
+            csv_path,
+            "--out",
+            out,
+            "--size",
+            "16",
+            "--folds",
+            "2",
+            "--shards",
+            "4",
+            "--group-col",
+            "patient_id",
+            "--feature-col",
+            "age",
+            "--feature-col",
+            "site",
+            "--workers",
+            "1",
+        ).exit_code
+        == 0
+    )
+    for i in range(6):
+        make_image(root / "test" / f"t{i}.jpg", (16, 16), seed=100 + i)
+    test_csv = root / "test.csv"
+    test_csv.write_text("image_id,age,site\n" + "".join(f"t{i},{30 + i},head\n" for i in range(6)))
+    assert (
+        run(
+            "build",
+            root / "test",
+            test_csv,
+            "--out",
+            out,
+            "--name",
+            "test",
+            "--size",
+            "16",
+            "--shards",
+            "2",
+            "--feature-col",
+            "age",
+            "--feature-col",
+            "site",
+            "--vocab-from",
+            out / "train.manifest.json",
+            "--workers",
+            "1",
+        ).exit_code
+        == 0
+    )
+    return out
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_train_then_predict_round_trip(shards, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run(
+        "train",
+        f"{shards}/train*.tfrec",
+        "--test",
+        f"{shards}/test*.tfrec",
+        "--out",
+        run_dir,
+        "--tta",
+        "2",
+        "--description",
+        "smoke",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    assert "device: CPU (1 replicas" in result.output
+    report = run_dir / "reports"
+    assert result.output.rstrip().endswith(str(next(report.glob("*_smoke.md"))))
+    oof = read_rows(run_dir / "oof.csv")
+    assert sorted(r["image_id"] for r in oof) == sorted(f"img{i:03d}" for i in range(48))
+    assert {r["fold"] for r in oof} == {"0", "1"}
+    submission = read_rows(run_dir / "submission.csv")
+    assert [r["image_id"] for r in submission] == [f"t{i}" for i in range(6)]
+    assert {"label", "label_p_cat", "label_p_dog", "label_p_emu"} <= set(submission[0])
+    for name in (
+        "fold-0.weights.h5",
+        "fold-1.weights.h5",
+        "history.csv",
+        "config.json",
+        "model.json",
+        "metrics.json",
+        "lr.png",
+        "curves.png",
+    ):
+        assert (run_dir / name).exists(), name
+    predicted = tmp_path / "again.csv"
+    result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", predicted)
+    assert result.exit_code == 0, result.output
+    again = read_rows(predicted)
+    assert [r["image_id"] for r in again] == [r["image_id"] for r in submission]
+
+
+@pytest.mark.slow
+def test_multi_output_fold(tmp_path):
+    images, csv_path = make_dataset(tmp_path, n=32, groups=8, size=(16, 16))
+    rows = read_rows(csv_path)
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, [*rows[0], "size"])
+        writer.writeheader()
+        writer.writerows({**r, "size": f"{i * 0.1:.1f}"} for i, r in enumerate(rows))
+    out = tmp_path / "shards"
+    assert (
+        run(
+            "build",
+            images,
+            csv_path,
+            "--out",
+            out,
+            "--size",
+            "16",
+            "--folds",
+            "2",
+            "--shards",
+            "2",
+            "--label-col",
+            "label",
+            "--label-col",
+            "size",
+            "--workers",
+            "1",
+        ).exit_code
+        == 0
+    )
+    result = run(
+        "train", out, "--out", tmp_path / "run", "--fold", "0", "--loss-weight", "size=0.5", *FAST
+    )
+    assert result.exit_code == 0, result.output
+    oof = read_rows(tmp_path / "run" / "oof.csv")
+    assert {"label_true", "label", "size_true", "size"} <= set(oof[0])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "effnet"], "unknown model 'effnet'"),
+        (["--fold", "7"], "--fold 7 does not exist: the shards have folds 0, 1"),
+    ],
+)
+def test_bad_train_options(shards, tmp_path, args, message):
+    result = run("train", f"{shards}/train*.tfrec", "--out", tmp_path / "run", *FAST, *args)
+    assert result.exit_code == 1
+    assert message in result.output and result.output.startswith("Error: ")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unlabeled_shards_cannot_train(shards, tmp_path):
+    result = run("train", f"{shards}/test*.tfrec", "--out", tmp_path / "run", *FAST)
+    assert result.exit_code == 1
+    assert "hold no labels: train needs shards built with a labels CSV" in result.output
+
+
+def test_test_shards_of_another_size_are_refused(shards, tmp_path):
+    make_image(tmp_path / "t" / "a.jpg", (24, 24))
+    make_image(tmp_path / "t" / "b.jpg", (24, 24), seed=2)
+    test_csv = tmp_path / "t.csv"
+    test_csv.write_text("image_id,age,site\na,1,head\nb,2,torso\n")
+    assert (
+        run(
+            "build",
+            tmp_path / "t",
+            test_csv,
+            "--out",
+            tmp_path / "big",
+            "--name",
+            "test",
+            "--size",
+            "24",
+            "--shards",
+            "1",
+            "--feature-col",
+            "age",
+            "--feature-col",
+            "site",
+            "--workers",
+            "1",
+        ).exit_code
+        == 0
+    )
+    result = run(
+        "train",
+        f"{shards}/train*.tfrec",
+        "--test",
+        tmp_path / "big",
+        "--out",
+        tmp_path / "run",
+        *FAST,
+    )
+    assert result.output.strip() == (
+        "Error: the test shards store 24x24 images, training uses 16x16: rebuild them with "
+        "--size 16x16, or pass --size to resize both when reading"
+    )
+
+
+def test_run_dir_with_results_needs_overwrite(shards, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "oof.csv").write_text("x\n")
+    result = run("train", f"{shards}/train*.tfrec", "--out", tmp_path / "run", *FAST)
+    assert result.output.strip() == (
+        f"Error: {tmp_path / 'run'} already holds the results of a run (oof.csv); pass "
+        "--overwrite to replace them, or choose another --out"
+    )
+
+
+def test_predict_needs_every_fold_checkpoint(shards, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run("train", f"{shards}/train*.tfrec", "--out", run_dir, *FAST).exit_code == 0
+    (run_dir / "fold-1.weights.h5").unlink()
+    result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", tmp_path / "p.csv")
+    assert result.output.strip() == (
+        f"Error: {run_dir / 'fold-1.weights.h5'} is missing: train that fold again, or copy the "
+        "file back"
+    )
+
+
+def test_test_shards_with_other_codes_are_refused_until_built_with_vocab_from(shards, tmp_path):
+    for i in range(2):
+        make_image(tmp_path / "t" / f"u{i}.jpg", (16, 16), seed=i)
+    test_csv = tmp_path / "t.csv"
+    test_csv.write_text("image_id,age,site\nu0,1,torso\nu1,2,torso\n")  # only 'torso' seen
+    args = [
+        "build",
+        tmp_path / "t",
+        test_csv,
+        "--out",
+        tmp_path / "test",
+        "--name",
+        "test",
+        "--size",
+        "16",
+        "--shards",
+        "1",
+        "--feature-col",
+        "age",
+        "--feature-col",
+        "site",
+        "--workers",
+        "1",
+    ]
+    assert run(*args).exit_code == 0
+    result = run(
+        "train",
+        f"{shards}/train*.tfrec",
+        "--test",
+        tmp_path / "test",
+        "--out",
+        tmp_path / "run",
+        *FAST,
+    )
+    assert "the test shards code 'site' with another vocabulary than training" in result.output
+    assert run(*args, "--overwrite", "--vocab-from", shards / "train.manifest.json").exit_code == 0
+    from tfrec_tools.manifest import read_manifest
+
+    site = read_manifest(str(tmp_path / "test" / "test.manifest.json")).features[1]
+    assert site.vocabulary == ("head", "torso")

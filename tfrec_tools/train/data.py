@@ -1,0 +1,160 @@
+"""What a training run reads: the shards, their labels (-> model heads), their feature columns
+(-> model inputs), the image size, and the fold splits over files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tfrec_tools import naming
+from tfrec_tools.errors import ConfigError
+from tfrec_tools.manifest import Manifest
+from tfrec_tools.read.files import load_manifest, resolve_files
+from tfrec_tools.train.models import HeadSpec, InputSpec, heads_from_manifest, inputs_from_manifest
+
+
+@dataclass(frozen=True)
+class FoldSplit:
+    fold: int
+    train: tuple[str, ...]
+    valid: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainData:
+    files: tuple[str, ...]
+    manifest: Manifest | None
+    heads: tuple[HeadSpec, ...]
+    inputs: InputSpec
+    classes: dict[str, tuple[str, ...]]  # head name -> class names (classification)
+    vocabularies: dict[str, tuple[str, ...]]  # categorical feature -> vocabulary
+    splits: tuple[FoldSplit, ...]  # every fold, whether it runs or not
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        assert self.inputs.image_size is not None
+        return self.inputs.image_size
+
+
+def training_data(
+    shards: Sequence[str],
+    *,
+    image_size: tuple[int, int] | None,
+    num_folds: int | None,
+    seed: int,
+) -> TrainData:
+    """Resolve the shards and everything the model and the fold loop need from them.
+
+    Raises:
+        ConfigError: no labels, no image size, or fold options the shards cannot satisfy.
+    """
+    files = tuple(resolve_files(list(shards)))
+    manifest = load_manifest(files)
+    if manifest is None:
+        raise ConfigError(
+            f"{files[0]}: no manifest beside the shards; `tfrec train` needs the manifest "
+            "written by `tfrec build` (it names the labels, classes and folds)"
+        )
+    if not manifest.labels:
+        raise ConfigError(
+            f"the shards of {manifest.name!r} hold no labels: train needs shards built with a "
+            "labels CSV (unlabeled shards are for `tfrec predict`)"
+        )
+    size = image_size or (tuple(manifest.image["size"]) if manifest.image["size"] else None)
+    if size is None:
+        raise ConfigError("the shards store images of varying size (--fit keep): pass --size")
+    heads = heads_from_manifest(manifest)
+    classes = {s.name: s.classes for s in manifest.labels if s.kind == "classification"}
+    inputs = inputs_from_manifest(manifest, image_size=size)
+    vocabularies = {c.name: c.vocabulary for c in manifest.features if c.kind == "categorical"}
+    splits = _splits(files, manifest, num_folds, seed)
+    return TrainData(files, manifest, heads, inputs, classes, vocabularies, splits)
+
+
+def _splits(
+    files: tuple[str, ...], manifest: Manifest, num_folds: int | None, seed: int
+) -> tuple[FoldSplit, ...]:
+    """Folds stored by the build (shard -> fold), else K-fold over the files."""
+    fold_of = {s.file: s.fold for s in manifest.shards}
+    if manifest.folds and num_folds in (None, manifest.folds):
+        folds = [fold_of[naming.base_name(f)] for f in files]
+        return tuple(
+            FoldSplit(
+                k,
+                _pick(files, folds, lambda f, k=k: f != k),
+                _pick(files, folds, lambda f, k=k: f == k),
+            )
+            for k in sorted(set(folds))
+        )
+    k = num_folds or 0
+    if k < 2:
+        raise ConfigError(
+            "the shards were built without folds: pass --num-folds K to split the files K ways"
+        )
+    if k > len(files):
+        raise ConfigError(
+            f"--num-folds {k} needs at least {k} shard files; these shards have {len(files)}: "
+            f"pass --num-folds {len(files)} or fewer, or rebuild with more --shards"
+        )
+    from sklearn.model_selection import KFold
+
+    splitter = KFold(k, shuffle=True, random_state=seed)
+    return tuple(
+        FoldSplit(i, tuple(files[j] for j in train), tuple(files[j] for j in valid))
+        for i, (train, valid) in enumerate(splitter.split(files))
+    )
+
+
+def _pick(files, folds, keep) -> tuple[str, ...]:
+    return tuple(f for f, fold in zip(files, folds) if keep(fold))
+
+
+def chosen_splits(data: TrainData, folds: tuple[int, ...] | None) -> tuple[FoldSplit, ...]:
+    """The splits of ``folds`` (all when None), checked against the folds there are."""
+    known = [s.fold for s in data.splits]
+    if folds is None:
+        return data.splits
+    unknown = sorted(set(folds) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"--fold {unknown[0]} does not exist: the shards have folds "
+            f"{', '.join(map(str, known))}"
+        )
+    return tuple(s for s in data.splits if s.fold in folds)
+
+
+def check_test_size(test_manifest: Manifest | None, size: tuple[int, int], given: bool) -> None:
+    """Test shards stored at another size than training would be resized silently: refuse."""
+    stored = test_manifest.image.get("size") if test_manifest else None
+    if stored and tuple(stored) != tuple(size) and not given:
+        raise ConfigError(
+            f"the test shards store {stored[0]}x{stored[1]} images, training uses "
+            f"{size[0]}x{size[1]}: rebuild them with --size {size[0]}x{size[1]}, or pass --size "
+            "to resize both when reading"
+        )
+
+
+def check_test_inputs(
+    files: Sequence[str], inputs: InputSpec, vocabularies: dict[str, tuple[str, ...]]
+) -> None:
+    """Test shards must carry every tabular feature the model takes, coded as in training."""
+    from tfrec_tools.read.files import probe_schema
+
+    needed = [*inputs.numeric, *(name for name, _ in inputs.categorical)]
+    have = set(probe_schema(files[0]).names)
+    missing = [name for name in needed if name not in have]
+    if missing:
+        flags = " ".join(f"--feature-col {name}" for name in missing)
+        raise ConfigError(
+            f"{files[0]}: the model also takes {', '.join(missing)}, which these shards do not "
+            f"hold: build them from a CSV with {flags}"
+        )
+    manifest = load_manifest(files)
+    for column in manifest.features if manifest else ():
+        expected = vocabularies.get(column.name)
+        if expected is not None and column.vocabulary != expected:
+            raise ConfigError(
+                f"the test shards code {column.name!r} with another vocabulary than training "
+                f"({', '.join(column.vocabulary[:4])} vs {', '.join(expected[:4])}): rebuild "
+                "them with --vocab-from <the training manifest>"
+            )

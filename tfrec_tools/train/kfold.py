@@ -1,0 +1,171 @@
+"""The K-fold loop: for each fold, train on the other folds' shards, validate on its own,
+keep the best epoch, then predict the fold (out-of-fold) and the test shards with TTA."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from tfrec_tools import naming
+from tfrec_tools.errors import ConfigError
+from tfrec_tools.read.augment import PRESETS, augment_config
+from tfrec_tools.read.pipeline import ReadConfig, get_dataset
+from tfrec_tools.train.callbacks import checkpoint_path, fold_callbacks
+from tfrec_tools.train.config import TrainConfig
+from tfrec_tools.train.data import FoldSplit, TrainData
+from tfrec_tools.train.models import build_model, compile_model, monitor_for
+from tfrec_tools.train.schedules import initial_lr
+from tfrec_tools.train.strategy import Device
+from tfrec_tools.train.tta import Predictions, predict_tta
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    fold: int
+    best_epoch: int  # 0-based
+    epochs_run: int
+    history: dict[str, list[float]]
+    oof: Predictions
+    test: Predictions | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every fold shares, resolved once."""
+
+    config: TrainConfig
+    data: TrainData
+    device: Device
+    global_batch: int
+    augment: Any  # AugmentConfig used for training and TTA passes
+    test_files: tuple[str, ...]
+    monitor: tuple[str, str]
+
+
+def make_plan(config: TrainConfig, data: TrainData, device: Device, test_files) -> Plan:
+    augment = augment_config(config.augment)
+    return Plan(
+        config,
+        data,
+        device,
+        device.global_batch(config.batch_size),
+        augment,
+        tuple(test_files),
+        monitor_for(data.heads),
+    )
+
+
+def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
+    config, data = plan.config, plan.data
+    steps = _steps_per_epoch(plan, split)
+    say(
+        f"fold {split.fold}: {len(split.train)} train shards ({steps} steps/epoch), "
+        f"{len(split.valid)} validation shards"
+    )
+    with plan.device.strategy.scope():
+        model = build_model(config.model, data.inputs, data.heads)
+        compile_model(
+            model,
+            data.heads,
+            learning_rate=initial_lr(config.schedule, global_batch=plan.global_batch),
+            loss_weights=dict(config.loss_weights) or None,
+        )
+    history = model.fit(
+        get_dataset(split.train, _train_read(plan, split.fold), data.manifest),
+        epochs=config.epochs,
+        steps_per_epoch=steps,
+        validation_data=get_dataset(split.valid, _eval_read(plan), data.manifest),
+        validation_steps=-(-naming.count_data_items(split.valid) // plan.global_batch),
+        shuffle=False,  # the reader shuffles; Keras cannot shuffle a tf.data pipeline
+        callbacks=_callbacks(plan, split.fold),
+        verbose=config.verbose,
+    ).history
+    model.load_weights(checkpoint_path(config.run_dir, split.fold))
+    best = _best_epoch(history, plan.monitor)
+    say(
+        f"fold {split.fold}: best epoch {best + 1} of {len(history['loss'])} "
+        f"({plan.monitor[0]} {history[plan.monitor[0]][best]:.4f})"
+    )
+    return FoldResult(
+        split.fold,
+        best,
+        len(history["loss"]),
+        history,
+        oof=_predict(plan, model, split.valid, labeled=True),
+        test=_predict(plan, model, plan.test_files, labeled=False) if plan.test_files else None,
+    )
+
+
+def _steps_per_epoch(plan: Plan, split: FoldSplit) -> int:
+    records = naming.count_data_items(split.train)
+    steps = records // plan.global_batch
+    if steps < 1:
+        raise ConfigError(
+            f"fold {split.fold} has {records} training records, fewer than one global batch "
+            f"of {plan.global_batch}: lower --batch-size"
+        )
+    return steps
+
+
+def _train_read(plan: Plan, fold: int) -> ReadConfig:
+    return ReadConfig(
+        batch_size=plan.global_batch,
+        image_size=plan.data.image_size,
+        training=True,
+        augment=plan.augment,
+        cache=plan.config.cache,
+        seed=plan.config.seed + fold,
+    )
+
+
+def _eval_read(plan: Plan) -> ReadConfig:
+    return ReadConfig(
+        batch_size=plan.global_batch,
+        image_size=plan.data.image_size,
+        training=False,
+        seed=plan.config.seed,
+    )
+
+
+def _callbacks(plan: Plan, fold: int) -> list:
+    config = plan.config
+    return fold_callbacks(
+        fold=fold,
+        run_dir=config.run_dir,
+        monitor=plan.monitor[0],
+        mode=plan.monitor[1],
+        patience=config.patience,
+        schedule=config.schedule,
+        epochs=config.epochs,
+        global_batch=plan.global_batch,
+        history_path=f"{config.run_dir}/history.csv",
+        is_chief=plan.device.is_chief,
+    )
+
+
+def _best_epoch(history: dict[str, list[float]], monitor: tuple[str, str]) -> int:
+    values = np.asarray(history[monitor[0]], dtype=float)
+    return int(np.nanargmax(values) if monitor[1] == "max" else np.nanargmin(values))
+
+
+def _predict(plan: Plan, model, files, *, labeled: bool) -> Predictions:
+    augment = plan.augment if plan.augment.enabled else PRESETS["none"]
+    read = replace(_eval_read(plan), with_ids=labeled)
+    manifest = plan.data.manifest if labeled else None
+    return predict_tta(
+        model,
+        list(files),
+        read,
+        plan.data.heads,
+        passes=plan.config.tta,
+        augment=augment,
+        labeled=labeled,
+        manifest=manifest,
+    )

@@ -1,0 +1,112 @@
+"""The files a run leaves in RUN_DIR: oof.csv, metrics.json, submission.csv, fold_weights.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tfrec_tools import fs
+from tfrec_tools.errors import ConfigError
+from tfrec_tools.train.metrics import prediction_columns, score
+from tfrec_tools.train.models import HeadSpec
+from tfrec_tools.train.tta import Predictions
+
+ID_COLUMN = "image_id"
+
+
+@dataclass(frozen=True)
+class Scores:
+    per_fold: dict[int, dict[str, dict[str, float]]]  # fold -> head -> metric -> value
+    overall: dict[str, dict[str, float]]  # head -> metric -> value
+
+
+def oof_frame(
+    folds: Sequence[tuple[int, Predictions]],
+    heads: tuple[HeadSpec, ...],
+    classes: dict[str, tuple[str, ...]],
+) -> pd.DataFrame:
+    """One row per validation image: id, fold, true label(s), prediction column(s)."""
+    frames = []
+    for fold, predictions in folds:
+        frame = pd.DataFrame({ID_COLUMN: predictions.ids, "fold": fold})
+        for head in heads:
+            truth = predictions.labels[head.name]
+            names = classes.get(head.name)
+            frame[f"{head.name}_true"] = np.asarray(names)[truth.astype(int)] if names else truth
+            frame = frame.assign(
+                **prediction_columns(head, predictions.values[head.name], names or ())
+            )
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def scores(folds: Sequence[tuple[int, Predictions]], heads: tuple[HeadSpec, ...]) -> Scores:
+    per_fold = {
+        fold: {h.name: score(h, p.labels[h.name], p.values[h.name]) for h in heads}
+        for fold, p in folds
+    }
+    overall = {}
+    for head in heads:
+        truth = np.concatenate([p.labels[head.name] for _, p in folds])
+        values = np.concatenate([p.values[head.name] for _, p in folds])
+        overall[head.name] = score(head, truth, values)
+    return Scores(per_fold, overall)
+
+
+def normalised_weights(weights: Sequence[float] | None, folds: Sequence[int]) -> dict[int, float]:
+    """Fold -> weight summing to 1; equal when none are given."""
+    if weights is None:
+        return {fold: 1 / len(folds) for fold in folds}
+    if len(weights) != len(folds):
+        raise ConfigError(
+            f"--fold-weights gives {len(weights)} weights for {len(folds)} folds "
+            f"({', '.join(map(str, folds))}): give one per fold"
+        )
+    total = float(sum(weights))
+    return {fold: w / total for fold, w in zip(folds, weights)}
+
+
+def blend(
+    tests: Sequence[tuple[int, Predictions]], weights: dict[int, float], heads
+) -> Predictions:
+    """The weighted mean of the folds' test predictions, aligned by id."""
+    ids = tests[0][1].ids
+    values = {h.name: np.zeros_like(tests[0][1].values[h.name]) for h in heads}
+    for fold, predictions in tests:
+        if predictions.ids != ids:
+            raise ConfigError(f"fold {fold} predicted other test ids than fold {tests[0][0]}")
+        for head in heads:
+            values[head.name] = values[head.name] + weights[fold] * predictions.values[head.name]
+    return Predictions(ids, values, None)
+
+
+def submission_frame(
+    predictions: Predictions, heads: tuple[HeadSpec, ...], classes: dict[str, tuple[str, ...]]
+) -> pd.DataFrame:
+    """id + prediction column(s), sorted by id so reruns give the same file."""
+    frame = pd.DataFrame({ID_COLUMN: predictions.ids})
+    for head in heads:
+        frame = frame.assign(
+            **prediction_columns(head, predictions.values[head.name], classes.get(head.name, ()))
+        )
+    return frame.sort_values(ID_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def write_csv(frame: pd.DataFrame, path: str) -> None:
+    fs.write_bytes_atomic(path, frame.to_csv(index=False, float_format="%.6g").encode("utf-8"))
+
+
+def write_json(data: Any, path: str) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n"
+    fs.write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)

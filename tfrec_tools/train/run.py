@@ -1,0 +1,154 @@
+"""`train()`: a whole K-fold run from shards to OOF scores, submission, plots and report."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tfrec_tools import fs
+from tfrec_tools.errors import ConfigError
+from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.read.files import load_manifest, resolve_files
+from tfrec_tools.train import outputs
+from tfrec_tools.train.config import TrainConfig
+from tfrec_tools.train.data import (
+    TrainData,
+    check_test_inputs,
+    check_test_size,
+    chosen_splits,
+    training_data,
+)
+from tfrec_tools.train.kfold import FoldResult, Plan, make_plan, run_fold
+from tfrec_tools.train.predict import ModelCard, save_card
+from tfrec_tools.train.strategy import Device, detect_device
+
+log = logging.getLogger(__name__)
+RESULT_FILES = (
+    "config.json",
+    "model.json",
+    "oof.csv",
+    "metrics.json",
+    "history.csv",
+    "submission.csv",
+    "fold_weights.json",
+)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: str
+    device: str
+    folds: tuple[FoldResult, ...]
+    scores: outputs.Scores
+    submission_path: str | None
+    report_path: str
+
+
+def train(config: TrainConfig, say: Callable[[str], None] = log.info) -> TrainResult:
+    """Run K-fold training as ``config`` says and write everything into ``config.run_dir``.
+
+    Raises:
+        ConfigError: options that the shards or the run folder cannot satisfy.
+        ShardError: unreadable shards, or TTA predictions that do not line up with the ids.
+    """
+    _prepare_run_dir(config)
+    data = training_data(
+        config.shards, image_size=config.image_size, num_folds=config.num_folds, seed=config.seed
+    )
+    splits = chosen_splits(data, config.folds)
+    test_files = _test_files(config, data)
+    device = detect_device()
+    say(f"device: {device.describe()}; global batch {device.global_batch(config.batch_size)}")
+    _seed(config, device)
+    outputs.write_json(config.to_json(), fs.join(config.run_dir, "config.json"))
+    plan = make_plan(config, data, device, test_files)
+    results = tuple(run_fold(plan, split, say) for split in splits)
+    save_card(_card(plan, results), config.run_dir)
+    return _finish(plan, results, say)
+
+
+def _card(plan: Plan, results: tuple[FoldResult, ...]) -> ModelCard:
+    data, config = plan.data, plan.config
+    return ModelCard(
+        config.model,
+        data.heads,
+        data.inputs,
+        data.classes,
+        tuple(r.fold for r in results),
+        config.augment,
+        config.seed,
+        data.vocabularies,
+    )
+
+
+def _prepare_run_dir(config: TrainConfig) -> None:
+    fs.makedirs(config.run_dir)
+    existing = [
+        name
+        for name in fs.listdir(config.run_dir)
+        if name in RESULT_FILES or (name.startswith("fold-") and name.endswith(".weights.h5"))
+    ]
+    if existing and not config.overwrite:
+        raise ConfigError(
+            f"{config.run_dir} already holds the results of a run ({', '.join(existing[:3])}); "
+            "pass --overwrite to replace them, or choose another --out"
+        )
+    for name in existing:
+        fs.remove(fs.join(config.run_dir, name))
+
+
+def _test_files(config: TrainConfig, data: TrainData) -> tuple[str, ...]:
+    if not config.test:
+        return ()
+    files = tuple(resolve_files(list(config.test)))
+    check_test_size(load_manifest(files), data.image_size, given=config.image_size is not None)
+    check_test_inputs(files, data.inputs, data.vocabularies)
+    return files
+
+
+def _seed(config: TrainConfig, device: Device) -> None:
+    """Seed Python, NumPy and TensorFlow; op determinism and mixed precision on request."""
+    import keras
+
+    tf = import_tensorflow()
+    os.environ["PYTHONHASHSEED"] = str(config.seed)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    policy = "float32"
+    if config.mixed_precision:
+        policy = "mixed_float16" if device.kind == "GPU" else "mixed_bfloat16"
+        if device.kind == "CPU":
+            log.warning("mixed precision on CPU is slow; it pays off on TPU and recent GPUs")
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def _finish(plan: Plan, results: tuple[FoldResult, ...], say) -> TrainResult:
+    from tfrec_tools.train.report import write_report
+
+    config, data = plan.config, plan.data
+    oof = [(r.fold, r.oof) for r in results]
+    outputs.write_csv(outputs.oof_frame(oof, data.heads, data.classes), _out(config, "oof.csv"))
+    scores = outputs.scores(oof, data.heads)
+    outputs.write_json(
+        {"per_fold": scores.per_fold, "overall": scores.overall}, _out(config, "metrics.json")
+    )
+    submission = None
+    if plan.test_files:
+        weights = outputs.normalised_weights(config.fold_weights, [r.fold for r in results])
+        outputs.write_json(
+            {str(k): v for k, v in weights.items()}, _out(config, "fold_weights.json")
+        )
+        blended = outputs.blend([(r.fold, r.test) for r in results], weights, data.heads)
+        submission = _out(config, "submission.csv")
+        outputs.write_csv(outputs.submission_frame(blended, data.heads, data.classes), submission)
+    for head, values in scores.overall.items():
+        say(f"OOF {head}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
+    report = write_report(plan, results, scores, submission)
+    return TrainResult(config.run_dir, plan.device.describe(), results, scores, submission, report)
+
+
+def _out(config: TrainConfig, name: str) -> str:
+    return fs.join(config.run_dir, name)

@@ -172,3 +172,24 @@ def test_all_rows_rejected_is_an_error(tmp_path):
         f"{tmp_path / 'o' / 'train.rejected.csv'}"
     )
     assert (tmp_path / "o" / "train.rejected.csv").read_text().count("missing file") == 2
+
+
+def test_cli_worker_pool_output_is_byte_identical(dataset, tmp_path):
+    """The CLI process has not loaded TensorFlow, so its pool forks; in-process it spawns."""
+    import hashlib
+    from pathlib import Path
+
+    images, csv_path = dataset
+    common = [str(images), str(csv_path), "--size", "16", "--shards", "4", "--folds", "2"]
+    tfrec = Path(sys.executable).with_name("tfrec")
+    subprocess.run(
+        [tfrec, "build", *common, "--out", tmp_path / "two", "--workers", "2"],
+        check=True,
+        capture_output=True,
+    )
+    assert run("build", *common, "--out", tmp_path / "one", "--workers", "1").exit_code == 0
+
+    def digests(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+    assert digests(tmp_path / "one") == digests(tmp_path / "two")

@@ -227,7 +227,7 @@ def test_plot_schedule_checks_before_writing(tmp_path):
 
 def test_cli_writes_the_png_and_prints_the_peak(tmp_path):
     out = tmp_path / "lr.png"
-    args = ["--schedule", "cosine", "--epochs", "12", "--batch-size", "16", "--replicas", "8"]
+    args = ["--lr-schedule", "cosine", "--epochs", "12", "--batch-size", "16", "--replicas", "8"]
     result = CliRunner().invoke(lr_plot_command, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.output == (
@@ -253,7 +253,7 @@ def test_cli_passes_every_schedule_field(tmp_path):
     [
         ["--epochs", "0"],
         ["--decay", "1.5"],
-        ["--schedule", "linear"],
+        ["--lr-schedule", "linear"],
         ["--replicas", "0"],
         ["--lr-max", "0"],
         ["--plateau-factor", "1"],

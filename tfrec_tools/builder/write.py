@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_lib
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -116,8 +117,7 @@ def write_shards(
         for spec in specs:
             yield write_shard(spec, job, progress)
         return
-    # spawn, not fork: TensorFlow's threads do not survive a fork.
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(_start_method())
     messages = context.Queue()
     with ProcessPoolExecutor(
         min(workers, len(specs)), mp_context=context, initializer=_init_worker, initargs=(messages,)
@@ -132,6 +132,15 @@ def write_shards(
 
 
 _worker_queue = None
+
+
+def _start_method() -> str:
+    """fork (workers start in milliseconds, sharing the imports already made) while this
+    process has not loaded TensorFlow, whose runtime threads do not survive a fork; else
+    spawn (each worker starts a fresh interpreter)."""
+    if "tensorflow" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    return "fork"
 
 
 def _init_worker(messages) -> None:

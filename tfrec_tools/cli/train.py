@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from tfrec_tools.cli.schedule_options import schedule_config, schedule_options
 from tfrec_tools.cli.types import SIZE
 
-SCHEDULE_CHOICES = ("warmup-exp", "cosine", "exp-decay", "plateau", "constant")
 CACHE_CHOICES = ("none", "encoded", "decoded")
 
 
@@ -58,21 +58,6 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
     type=click.IntRange(min=2),
     help="Folds over files for shards built without --folds.",
 )
-@click.option(
-    "--lr-schedule", type=click.Choice(SCHEDULE_CHOICES), default="warmup-exp", show_default=True
-)
-@click.option(
-    "--lr-max",
-    type=float,
-    default=1.25e-6,
-    show_default=True,
-    help="Peak lr per sample of the global batch.",
-)
-@click.option("--lr-start", type=float, default=1e-6, show_default=True)
-@click.option("--lr-min", type=float, default=1e-6, show_default=True)
-@click.option("--warmup-epochs", type=click.IntRange(min=0), default=5, show_default=True)
-@click.option("--sustain-epochs", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--decay", type=float, default=0.8, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), help="Early stopping patience [off].")
 @click.option(
     "--augment",
@@ -106,6 +91,7 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
 @click.option("--report-dir", help="Where the report goes [default: RUN_DIR/reports].")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run.")
 @click.option("--quiet", is_flag=True, help="No per-epoch lines from Keras.")
+@schedule_options
 def train_command(
     shards,
     run_dir,
@@ -117,13 +103,6 @@ def train_command(
     epochs,
     folds,
     num_folds,
-    lr_schedule,
-    lr_max,
-    lr_start,
-    lr_min,
-    warmup_epochs,
-    sustain_epochs,
-    decay,
     patience,
     augment,
     tta,
@@ -138,6 +117,7 @@ def train_command(
     report_dir,
     overwrite,
     quiet,
+    **schedule,
 ) -> None:
     """K-fold training on SHARDS: fold models, OOF scores, submission and a report.
 
@@ -147,7 +127,6 @@ def train_command(
     from tfrec_tools.train.config import TrainConfig
     from tfrec_tools.train.models import ModelConfig
     from tfrec_tools.train.run import train
-    from tfrec_tools.train.schedules import ScheduleConfig
 
     config = TrainConfig(
         shards=tuple(shards),
@@ -156,15 +135,7 @@ def train_command(
         model=ModelConfig(
             name=model, weights=None if weights == "none" else weights, dropout=dropout
         ),
-        schedule=ScheduleConfig(
-            kind=lr_schedule,
-            lr_start=lr_start,
-            lr_max=lr_max,
-            lr_min=lr_min,
-            warmup_epochs=warmup_epochs,
-            sustain_epochs=sustain_epochs,
-            decay=decay,
-        ),
+        schedule=schedule_config(schedule),
         image_size=size,
         batch_size=batch_size,
         epochs=epochs,

@@ -1,0 +1,57 @@
+"""The learning-rate schedule options shared by `tfrec train` and `tfrec lr-plot`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from tfrec_tools.train.schedules import SCHEDULES, ScheduleConfig
+
+_DEFAULT = ScheduleConfig()
+_NON_NEGATIVE = click.FloatRange(min=0)
+_COUNT = click.IntRange(min=0)
+
+# (flag, ScheduleConfig field, click type, help); defaults come from ScheduleConfig
+_OPTIONS = (
+    ("--lr-schedule", "kind", click.Choice(SCHEDULES), "Schedule kind."),
+    ("--lr-start", "lr_start", _NON_NEGATIVE, "First warmup lr."),
+    (
+        "--lr-max",
+        "lr_max",
+        click.FloatRange(min=0, min_open=True),
+        "Per sample of the global batch: the peak is this x batch size x replicas.",
+    ),
+    ("--lr-min", "lr_min", _NON_NEGATIVE, "Floor of the decay."),
+    ("--warmup-epochs", "warmup_epochs", _COUNT, "Linear warmup epochs."),
+    ("--sustain-epochs", "sustain_epochs", _COUNT, "Epochs held at the peak."),
+    (
+        "--decay",
+        "decay",
+        click.FloatRange(0, 1, min_open=True),
+        "Factor per epoch (warmup-exp, exp-decay).",
+    ),
+    (
+        "--plateau-factor",
+        "plateau_factor",
+        click.FloatRange(0, 1, min_open=True, max_open=True),
+        "lr factor after a plateau (plateau).",
+    ),
+    ("--plateau-patience", "plateau_patience", _COUNT, "Epochs without improvement (plateau)."),
+)
+FIELDS = tuple(field for _, field, _, _ in _OPTIONS)
+
+
+def schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add every schedule option to a click command (as keyword arguments named FIELDS)."""
+    for flag, field, kind, text in reversed(_OPTIONS):
+        command = click.option(
+            flag, field, type=kind, default=getattr(_DEFAULT, field), show_default=True, help=text
+        )(command)
+    return command
+
+
+def schedule_config(options: dict[str, Any]) -> ScheduleConfig:
+    """The ScheduleConfig of a command's schedule keyword arguments."""
+    return ScheduleConfig(**{field: options[field] for field in FIELDS})

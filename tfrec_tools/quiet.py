@@ -25,3 +25,13 @@ def import_tensorflow():
         os.close(saved)
         os.close(devnull)
     return tensorflow
+
+
+def tf_error_text(err: Exception) -> str:
+    """The useful part of a TensorFlow error message, without its graph-function prefix and
+    ``[Op:...]`` suffix: ``corrupted record at 0 (Is this even a TFRecord file?)``."""
+    import re
+
+    text = getattr(err, "message", None) or str(err) or type(err).__name__
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text.strip().splitlines()[0])
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip() or type(err).__name__

@@ -16,7 +16,7 @@ from typing import Any
 
 from tfrec_tools import fs, naming
 from tfrec_tools.manifest import Manifest
-from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.quiet import import_tensorflow, tf_error_text
 from tfrec_tools.read.files import load_manifest, resolve_files
 from tfrec_tools.schema import FOLD
 
@@ -328,8 +328,7 @@ def _text(value: Any) -> str:
 
 
 def _first_line(err: Exception) -> str:
-    message = getattr(err, "message", None) or str(err) or type(err).__name__
-    return message.strip().splitlines()[0]
+    return tf_error_text(err)
 
 
 def _examples(mapping: dict) -> str:

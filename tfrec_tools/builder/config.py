@@ -10,6 +10,7 @@ from tfrec_tools.errors import ConfigError
 
 FITS = ("resize", "crop", "pad", "keep")
 EXISTING = ("error", "overwrite", "resume")
+RUNNERS = ("local", "beam")
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
 MIN_AUTO_SHARDS = 16  # enough files to spread over 8 TPU cores or many workers
 
@@ -59,6 +60,8 @@ class BuildConfig:
     seed: int = 42
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     existing: str = "error"
+    runner: str = "local"  # local: a process pool; beam: an Apache Beam pipeline
+    beam_options: tuple[str, ...] = ()  # KEY=VALUE pipeline options for --runner beam
 
     def __post_init__(self) -> None:
         self._check_name()
@@ -76,6 +79,10 @@ class BuildConfig:
             )
         if self.workers < 1:
             raise ConfigError(f"`workers` must be >= 1. Received: workers={self.workers}")
+        if self.runner not in RUNNERS:
+            raise ConfigError(f"`runner` must be one of {RUNNERS}. Received: {self.runner!r}")
+        if self.beam_options and self.runner != "beam":
+            raise ConfigError("--beam-option needs --runner beam")
         if self.existing not in EXISTING:
             raise ConfigError(f"`existing` must be one of {EXISTING}. Received: {self.existing!r}")
         if self.labels_csv is None and (self.folds or self.group_col or self.feature_cols):
@@ -89,9 +96,9 @@ class BuildConfig:
             )
 
     def to_json(self) -> dict[str, Any]:
-        """The options that decide the output (not `out`, `workers`, `existing`)."""
+        """The options that decide the output (not where or how it is written)."""
         data = asdict(self)
-        for key in ("out", "workers", "existing"):
+        for key in ("out", "workers", "existing", "runner", "beam_options"):
             data.pop(key)
         return data
 

@@ -7,14 +7,20 @@ import io
 import json
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from tfrec_tools import __version__, fs, naming
 from tfrec_tools.builder.config import BuildConfig
 from tfrec_tools.builder.plan import NothingToBuild, Plan, Rejection, make_plan
 from tfrec_tools.builder.table import read_table
-from tfrec_tools.builder.write import ShardJob, ShardResult, write_shards
-from tfrec_tools.errors import ConfigError, DataError
+from tfrec_tools.builder.write import (
+    ShardJob,
+    ShardResult,
+    load_results,
+    save_result,
+    write_shards,
+)
+from tfrec_tools.errors import ConfigError, DataError, ShardError
 from tfrec_tools.manifest import (
     Manifest,
     ShardEntry,
@@ -64,10 +70,17 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
     if done is None:  # --resume of a build that had already finished
         return _report_from_manifest(plan)
     todo = [s for s in plan.shards if s.index not in done]
-    results = dict(done)
-    for result in _write(plan, todo, progress):
-        _save_result(state, result)
-        results[result.entry.index] = result
+    if config.runner == "beam":
+        from tfrec_tools.builder.beam import beam_args, write_shards_beam
+
+        write_shards_beam(todo, _job(plan), state, beam_args(config.beam_options, config.workers))
+    else:
+        for result in _write(plan, todo, progress):
+            save_result(state, result)
+    results = load_results(state)
+    missing = sorted({s.index for s in plan.shards} - set(results))
+    if missing:
+        raise ShardError(f"the {config.runner} runner finished without writing shard {missing[0]}")
     report = _finish(plan, [results[i] for i in sorted(results)], reused=len(done))
     fs.rmtree(state)
     return report
@@ -90,11 +103,9 @@ def _vocabularies(config: BuildConfig) -> dict[str, tuple[str, ...]]:
     return {c.name: c.vocabulary for c in features if c.kind == "categorical"}
 
 
-def _write(plan: Plan, todo, progress: bool):
-    from tqdm import tqdm
-
+def _job(plan: Plan) -> ShardJob:
     config = plan.config
-    job = ShardJob(
+    return ShardJob(
         out=config.out,
         name=config.name,
         num_shards=len(plan.shards),
@@ -103,11 +114,15 @@ def _write(plan: Plan, todo, progress: bool):
         value_keys=tuple(s.name for s in plan.labels + plan.columns),
         image=config.image,
     )
+
+
+def _write(plan: Plan, todo, progress: bool):
+    from tqdm import tqdm
+
     total = sum(len(s.rows) for s in todo)
-    with tqdm(
-        total=total, unit="img", desc=f"build {config.name}", disable=None if progress else True
-    ) as bar:
-        yield from write_shards(todo, job, workers=config.workers, progress=bar.update)
+    desc = f"build {plan.config.name}"
+    with tqdm(total=total, unit="img", desc=desc, disable=None if progress else True) as bar:
+        yield from write_shards(todo, _job(plan), workers=plan.config.workers, progress=bar.update)
 
 
 # --- the output folder: refuse to mix, overwrite, or resume -------------------------------
@@ -162,7 +177,7 @@ def _resume(plan: Plan, state: str, existing: list[str]) -> dict[int, ShardResul
         raise ConfigError(_changed(config, "finished"))
     if fs.read_bytes(fs.join(state, "plan.json")) != _plan_stamp(plan):
         raise ConfigError(_changed(config, "started"))
-    done = _load_results(state)
+    done = load_results(state)
     keep = {fs.join(config.out, r.entry.file) for r in done.values()} | {state}
     for path in existing:
         if path not in keep:
@@ -176,25 +191,6 @@ def _changed(config: BuildConfig, when: str) -> str:
         f"the build named {config.name!r} in {config.out} was {when} with other inputs or "
         "options, so it cannot be resumed; pass --overwrite to start over"
     )
-
-
-def _save_result(state: str, result: ShardResult) -> None:
-    data = {"entry": asdict(result.entry), "rejected": [asdict(r) for r in result.rejected]}
-    path = fs.join(state, f"shard-{result.entry.index:06d}.json")
-    fs.write_bytes_atomic(path, json.dumps(data).encode("utf-8"))
-
-
-def _load_results(state: str) -> dict[int, ShardResult]:
-    """Results of shards whose file is complete (a result is saved only after the rename)."""
-    results = {}
-    for entry in fs.listdir(state):
-        if entry.startswith("shard-") and entry.endswith(".json"):
-            data = json.loads(fs.read_bytes(fs.join(state, entry)))
-            result = ShardResult(
-                ShardEntry(**data["entry"]), tuple(Rejection(**r) for r in data["rejected"])
-            )
-            results[result.entry.index] = result
-    return results
 
 
 # --- the end: rejected list, unmatched list, manifest -------------------------------------

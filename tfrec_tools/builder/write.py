@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import queue as queue_lib
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from tfrec_tools import fs, naming
 from tfrec_tools.builder.config import ImageConfig
@@ -49,6 +50,26 @@ class ShardJob:
 class ShardResult:
     entry: ShardEntry
     rejected: tuple[Rejection, ...]
+
+
+def save_result(state: str, result: ShardResult) -> None:
+    """Record a finished shard in the build's state folder (what --resume trusts)."""
+    data = {"entry": asdict(result.entry), "rejected": [asdict(r) for r in result.rejected]}
+    path = fs.join(state, f"shard-{result.entry.index:06d}.json")
+    fs.write_bytes_atomic(path, json.dumps(data).encode("utf-8"))
+
+
+def load_results(state: str) -> dict[int, ShardResult]:
+    """Results of shards whose file is complete (a result is saved only after the rename)."""
+    results = {}
+    for entry in fs.listdir(state):
+        if entry.startswith("shard-") and entry.endswith(".json"):
+            data = json.loads(fs.read_bytes(fs.join(state, entry)))
+            result = ShardResult(
+                ShardEntry(**data["entry"]), tuple(Rejection(**r) for r in data["rejected"])
+            )
+            results[result.entry.index] = result
+    return results
 
 
 def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: None) -> ShardResult:

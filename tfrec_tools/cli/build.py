@@ -6,7 +6,7 @@ import os
 
 import click
 
-from tfrec_tools.builder.config import FITS, BuildConfig, ImageConfig
+from tfrec_tools.builder.config import FITS, RUNNERS, BuildConfig, ImageConfig
 from tfrec_tools.cli.types import SIZE
 
 
@@ -67,6 +67,19 @@ from tfrec_tools.cli.types import SIZE
     show_default=True,
     help="Reject larger images (decompression-bomb guard).",
 )
+@click.option(
+    "--runner",
+    type=click.Choice(RUNNERS),
+    default="local",
+    show_default=True,
+    help="local: a process pool; beam: an Apache Beam pipeline (DirectRunner, Dataflow, "
+    "Flink, Spark).",
+)
+@click.option(
+    "--beam-option",
+    multiple=True,
+    help="Beam pipeline option KEY=VALUE (repeatable), e.g. runner=DataflowRunner.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when any row was rejected.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing build of this name.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted build of this name.")
@@ -87,6 +100,8 @@ def build_command(
     group_col,
     feature_col,
     vocab_from,
+    runner,
+    beam_option,
     seed,
     workers,
     max_pixels,
@@ -120,6 +135,8 @@ def build_command(
         group_col=group_col,
         feature_cols=tuple(feature_col),
         vocab_from=vocab_from,
+        runner=runner,
+        beam_options=tuple(beam_option),
         seed=seed,
         workers=workers,
         existing="overwrite" if overwrite else "resume" if resume else "error",

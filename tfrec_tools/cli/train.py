@@ -126,7 +126,7 @@ def train_command(
     """
     from tfrec_tools.train.config import TrainConfig
     from tfrec_tools.train.models import ModelConfig
-    from tfrec_tools.train.run import train
+    from tfrec_tools.train.run import run_training
 
     config = TrainConfig(
         shards=tuple(shards),
@@ -155,7 +155,7 @@ def train_command(
         overwrite=overwrite,
         verbose=0 if quiet else 2,
     )
-    result = train(config, say=click.echo)
+    result = run_training(config, say=click.echo)
     if result.submission_path:
         click.echo(f"submission: {result.submission_path}")
     click.echo(f"report: {result.report_path}")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from tfrec_tools import fs, naming
 from tfrec_tools.errors import ShardError
 from tfrec_tools.manifest import SUFFIX, Manifest, read_manifest
-from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.quiet import import_tensorflow, tf_error_text
 from tfrec_tools.schema import FeatureSpec, Schema
 
 SHARD_PATTERNS = ("*.tfrec", "*.tfrecord", "*.tfrecords")
@@ -50,7 +50,10 @@ def find_manifest(files: Sequence[str]) -> str | None:
     names = {naming.base_name(f) for f in files}
     for entry in fs.listdir(folder) if fs.isdir(folder) else []:
         if entry.endswith(SUFFIX):
-            manifest = read_manifest(fs.join(folder, entry))
+            try:
+                manifest = read_manifest(fs.join(folder, entry))
+            except ShardError:  # another set's damaged manifest must not block this one
+                continue
             if names <= {s.file for s in manifest.shards}:
                 return fs.join(folder, entry)
     return None
@@ -70,7 +73,7 @@ def probe_schema(path: str) -> Schema:
     try:
         raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
     except tf.errors.OpError as err:
-        raise ShardError(f"{path}: cannot read a record ({err.message})") from err
+        raise ShardError(f"{path}: cannot read a record ({tf_error_text(err)})") from err
     if raw is None:
         raise ShardError(f"{path}: the file holds no record")
     example = tf.train.Example.FromString(raw.numpy())

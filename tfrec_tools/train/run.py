@@ -46,7 +46,7 @@ class TrainResult:
     report_path: str
 
 
-def train(config: TrainConfig, say: Callable[[str], None] = log.info) -> TrainResult:
+def run_training(config: TrainConfig, say: Callable[[str], None] = log.info) -> TrainResult:
     """Run K-fold training as ``config`` says and write everything into ``config.run_dir``.
 
     Raises:

@@ -287,3 +287,19 @@ def test_test_shards_with_other_codes_are_refused_until_built_with_vocab_from(sh
 
     site = read_manifest(str(tmp_path / "test" / "test.manifest.json")).features[1]
     assert site.vocabulary == ("head", "torso")
+
+
+def test_corrupted_shard_is_one_line_pointing_at_inspect(shards, tmp_path):
+    import shutil
+
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    victim = sorted(copy.glob("train*.tfrec"))[1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    result = run("train", f"{copy}/train*.tfrec", "--out", tmp_path / "run", *FAST)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: fold ") and "run `tfrec inspect --deep`" in lines[-1]
+    assert "Traceback" not in result.output

@@ -4,14 +4,16 @@ keep the best epoch, then predict the fold (out-of-fold) and the test shards wit
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from tfrec_tools import naming
-from tfrec_tools.errors import ConfigError
+from tfrec_tools import fs, naming
+from tfrec_tools.errors import ConfigError, ShardError
+from tfrec_tools.quiet import import_tensorflow, tf_error_text
 from tfrec_tools.read.augment import PRESETS, augment_config
 from tfrec_tools.read.pipeline import ReadConfig, get_dataset
 from tfrec_tools.train.callbacks import checkpoint_path, fold_callbacks
@@ -77,6 +79,21 @@ def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
             learning_rate=initial_lr(config.schedule, global_batch=plan.global_batch),
             loss_weights=dict(config.loss_weights) or None,
         )
+    with _shard_errors(split):
+        history = _fit(plan, split, model, steps)
+        best = _best_epoch(history, plan.monitor)
+        oof = _predict(plan, model, split.valid, labeled=True)
+        test = _predict(plan, model, plan.test_files, labeled=False) if plan.test_files else None
+    say(
+        f"fold {split.fold}: best epoch {best + 1} of {len(history['loss'])} "
+        f"({plan.monitor[0]} {history[plan.monitor[0]][best]:.4f})"
+    )
+    return FoldResult(split.fold, best, len(history["loss"]), history, oof=oof, test=test)
+
+
+def _fit(plan: Plan, split: FoldSplit, model, steps: int) -> dict[str, list[float]]:
+    """Train, then load the best epoch's weights (the checkpoint)."""
+    config, data = plan.config, plan.data
     history = model.fit(
         get_dataset(split.train, _train_read(plan, split.fold), data.manifest),
         epochs=config.epochs,
@@ -87,20 +104,29 @@ def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
         callbacks=_callbacks(plan, split.fold),
         verbose=config.verbose,
     ).history
-    model.load_weights(checkpoint_path(config.run_dir, split.fold))
-    best = _best_epoch(history, plan.monitor)
-    say(
-        f"fold {split.fold}: best epoch {best + 1} of {len(history['loss'])} "
-        f"({plan.monitor[0]} {history[plan.monitor[0]][best]:.4f})"
-    )
-    return FoldResult(
-        split.fold,
-        best,
-        len(history["loss"]),
-        history,
-        oof=_predict(plan, model, split.valid, labeled=True),
-        test=_predict(plan, model, plan.test_files, labeled=False) if plan.test_files else None,
-    )
+    checkpoint = checkpoint_path(config.run_dir, split.fold)
+    if not fs.exists(checkpoint):
+        raise ConfigError(
+            f"fold {split.fold}: no epoch gave a usable {plan.monitor[0]} "
+            f"({history.get(plan.monitor[0])}), so no checkpoint was written: lower the learning "
+            "rate (--lr-max) or check the labels"
+        )
+    model.load_weights(checkpoint)
+    return history
+
+
+@contextmanager
+def _shard_errors(split: FoldSplit) -> Iterator[None]:
+    """TensorFlow's read and decode errors (a corrupted record, an undecodable image) as one
+    line that points at `tfrec inspect`, instead of a traceback from inside tf.data."""
+    tf = import_tensorflow()
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
+        raise ShardError(
+            f"fold {split.fold}: reading the shards failed ({tf_error_text(err)}); run "
+            "`tfrec inspect --deep` on them to find the damaged file"
+        ) from err
 
 
 def _steps_per_epoch(plan: Plan, split: FoldSplit) -> int:

@@ -1,0 +1,657 @@
+"""Benchmark ``tfrec build`` against a naive, Kaggle-notebook-style TFRecord converter.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/build.py --n 2000
+    .venv/bin/python benchmarks/build.py --n 2000 --scaling            # + peak RSS at 2k vs 20k
+    .venv/bin/python benchmarks/build.py --n 200 --work /tmp/tfrec-bench --workers 2
+
+Steps:
+
+1. Generate ``N`` photo-like 1024x1024 JPEGs (q95) from random crops / flips / scales / colour
+   jitter / grain of ``sklearn.datasets.load_sample_images()`` (no network), deterministically,
+   into ``<work>/data-n<N>/images`` plus ``labels.csv`` (``image_id, label, patient_id``).
+   Existing images are reused; other ``data-n*`` folders are hard-linked from when possible.
+2. Baseline, in this process, single-threaded: PIL open -> RGB -> LANCZOS resize to 256 -> JPEG
+   q95 -> ``tf.train.Example`` -> ``tf.io.TFRecordWriter``, 16 shards.
+3. Ours: ``tfrec build`` in a subprocess, wall-clock timed (start-up included) while the RSS of
+   its whole process tree is polled from ``/proc`` every 50 ms (summed RSS counts pages shared
+   between forked workers more than once). CPU seconds (user + sys, of the whole tree / of
+   this process for the baseline) are reported too: images per CPU-second is far less
+   sensitive than wall-clock to other load on a shared machine.
+4. Quality: every record of both outputs is indexed by ``image_id`` and decoded; mean PSNR of
+   ours vs the baseline over a sample of up to 200 images.
+5. ``--scaling``: peak RSS of ``tfrec build`` at each of ``--scaling-sizes`` and the ratio.
+
+Results are printed as a table and written to ``<work>/build-results.json``. ``--tfrec PATH``
+points at another executable with the same interface (e.g. a stub, to test this script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+SEED = 20240601
+GEN_VERSION = 1  # bump when the image generator changes: invalidates cached datasets
+IMG_SIDE = 1024
+JPEG_QUALITY = 95
+MIN_CROP = 192
+OUT_SIZE = 256
+SHARDS = 16
+FOLDS = 4
+CLASSES = ("akiec", "bcc", "mel", "nv")
+GEN_CHUNK = 25
+POLL_S = 0.05
+PSNR_SAMPLE = 200
+TARGET_SPEEDUP = 5.0
+TARGET_PSNR_DB = 32.0
+TARGET_RSS_RATIO = 1.2
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_WORK = BENCH_DIR / "_work"
+RESULTS_NAME = "build-results.json"
+MIB = 1024 * 1024
+RECORD_SUFFIXES = (".tfrec", ".tfrecord", ".tfrecords", ".tfrec.gz", ".tfrecord.gz")
+
+
+# ----------------------------------------------------------------------------- data generation
+
+
+def image_name(index: int) -> str:
+    return f"img_{index:06d}.jpg"
+
+
+def render_image(sources: Sequence[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    """A random crop of a sample photo, flipped, upscaled to 1024x1024, jittered and grained."""
+    src = sources[int(rng.integers(len(sources)))]
+    height, width = src.shape[:2]
+    side = int(rng.integers(MIN_CROP, min(height, width) + 1))
+    crop_w = min(width, int(side * rng.uniform(0.85, 1.15)))
+    y0 = int(rng.integers(0, height - side + 1))
+    x0 = int(rng.integers(0, width - crop_w + 1))
+    img = Image.fromarray(src[y0 : y0 + side, x0 : x0 + crop_w])
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    img = img.resize((IMG_SIDE, IMG_SIDE), Image.Resampling.BICUBIC)
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        img = enhancer(img).enhance(float(rng.uniform(0.85, 1.15)))
+    grain = rng.standard_normal((IMG_SIDE, IMG_SIDE, 3), dtype=np.float32)
+    pixels = np.asarray(img, dtype=np.float32) + grain * float(rng.uniform(1.0, 3.0))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def generate_chunk(task: tuple[str, list[int]]) -> int:
+    """Pool task: render and save the images with the given indices (atomic writes)."""
+    from sklearn.datasets import load_sample_images
+
+    images_dir, indices = Path(task[0]), task[1]
+    sources = load_sample_images().images
+    for index in indices:
+        rng = np.random.default_rng((SEED, GEN_VERSION, index))
+        tmp = images_dir / f".{image_name(index)}.tmp"
+        render_image(sources, rng).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+        os.replace(tmp, images_dir / image_name(index))
+    return len(indices)
+
+
+def dataset_meta(n: int) -> dict[str, Any]:
+    return {"n": n, "seed": SEED, "gen_version": GEN_VERSION, "side": IMG_SIDE, "q": JPEG_QUALITY}
+
+
+def meta_matches(data_dir: Path, n: int | None = None) -> bool:
+    """Whether ``data_dir`` was generated by this generator version (and for ``n`` if given)."""
+    try:
+        meta = json.loads((data_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    expected = dataset_meta(meta.get("n", -1) if n is None else n)
+    return {k: meta.get(k) for k in expected} == expected
+
+
+def link_from_siblings(work: Path, images_dir: Path, missing: list[int]) -> list[int]:
+    """Hard-link missing images from other compatible ``data-n*`` folders; return still missing."""
+    siblings = [d / "images" for d in work.glob("data-n*") if d / "images" != images_dir]
+    siblings = [d for d in siblings if meta_matches(d.parent)]
+    still_missing = []
+    for index in missing:
+        name = image_name(index)
+        source = next((d / name for d in siblings if (d / name).is_file()), None)
+        if source is None:
+            still_missing.append(index)
+            continue
+        try:
+            os.link(source, images_dir / image_name(index))
+        except OSError:
+            still_missing.append(index)
+    return still_missing
+
+
+def generate_images(images_dir: Path, indices: list[int], workers: int) -> None:
+    chunks = [indices[i : i + GEN_CHUNK] for i in range(0, len(indices), GEN_CHUNK)]
+    tasks = [(str(images_dir), chunk) for chunk in chunks]
+    done, start = 0, time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        for count in pool.imap_unordered(generate_chunk, tasks):
+            done += count
+            rate = done / (time.perf_counter() - start)
+            print(f"\r  generated {done}/{len(indices)} ({rate:.1f} img/s)", end="", flush=True)
+    print()
+
+
+def write_labels(path: Path, n: int) -> None:
+    rng = np.random.default_rng((SEED, n))
+    n_groups = max(1, round(n / 5))
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image_id", "label", "patient_id"])
+        for index in range(n):
+            label = CLASSES[int(rng.integers(len(CLASSES)))]
+            group = int(rng.integers(n_groups))
+            writer.writerow([Path(image_name(index)).stem, label, f"P{group:05d}"])
+
+
+def dataset_paths(work: Path, n: int) -> tuple[Path, Path]:
+    """(images_dir, labels_csv) of the ``n``-image dataset under ``work``."""
+    return work / f"data-n{n}" / "images", work / f"data-n{n}" / "labels.csv"
+
+
+def ensure_dataset(work: Path, n: int, workers: int) -> tuple[Path, Path]:
+    """Create (or reuse) ``<work>/data-n<n>``; return (images_dir, labels_csv)."""
+    images_dir, labels_csv = dataset_paths(work, n)
+    data_dir = images_dir.parent
+    if data_dir.exists() and not meta_matches(data_dir, n):
+        shutil.rmtree(data_dir)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "meta.json").write_text(json.dumps(dataset_meta(n)))
+    for stale in images_dir.glob(".*.tmp"):  # left by an interrupted generation
+        stale.unlink()
+    absent = [i for i in range(n) if not (images_dir / image_name(i)).is_file()]
+    missing = link_from_siblings(work, images_dir, absent) if absent else absent
+    print(
+        f"{images_dir}: reusing {n - len(absent)}, linking {len(absent) - len(missing)}, "
+        f"generating {len(missing)} images"
+    )
+    if missing:
+        generate_images(images_dir, missing, workers)
+    write_labels(labels_csv, n)
+    return images_dir, labels_csv
+
+
+# ----------------------------------------------------------------------------- baseline
+
+
+def read_labels(labels_csv: Path) -> list[tuple[str, str]]:
+    with labels_csv.open(newline="") as fh:
+        return [(row["image_id"], row["label"]) for row in csv.DictReader(fh)]
+
+
+def baseline_example(tf: Any, path: Path, image_id: str, target: int) -> Any:
+    """One record exactly as the reference notebooks build it."""
+    img = Image.open(path).convert("RGB").resize((OUT_SIZE, OUT_SIZE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[buf.getvalue()])),
+        "image_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_id.encode()])),
+        "target": tf.train.Feature(int64_list=tf.train.Int64List(value=[target])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def run_baseline(images_dir: Path, labels_csv: Path, out_dir: Path) -> dict[str, Any]:
+    import tensorflow as tf
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    rows = read_labels(labels_csv)
+    classes = {name: k for k, name in enumerate(sorted({label for _, label in rows}))}
+    bounds = np.linspace(0, len(rows), SHARDS + 1).astype(int)
+    for shard, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        with tf.io.TFRecordWriter(str(out_dir / f"train{shard:02d}-{hi - lo}.tfrec")) as writer:
+            for image_id, label in rows[lo:hi]:
+                path = images_dir / f"{image_id}.jpg"
+                example = baseline_example(tf, path, image_id, classes[label])
+                writer.write(example.SerializeToString())
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return {
+        "seconds": seconds,
+        "images_per_s": len(rows) / seconds,
+        "cpu_seconds": cpu_seconds,
+        "images_per_cpu_s": len(rows) / cpu_seconds,
+        "process_max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+# ----------------------------------------------------------------------------- ours + RSS
+
+
+def parent_map() -> dict[int, int]:
+    """pid -> ppid for every process visible in /proc."""
+    parents = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path("/proc", entry.name, "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, ppid in parent_map().items():
+        children[ppid].append(pid)
+    tree, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        tree.append(pid)
+        stack.extend(children.get(pid, ()))
+    return tree
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0  # gone, or a zombie
+
+
+def tfrec_command(
+    tfrec: Path, images_dir: Path, labels_csv: Path, out_dir: Path, workers: int
+) -> list[str]:
+    return [
+        str(tfrec), "build", str(images_dir), str(labels_csv), "--out", str(out_dir),
+        "--size", str(OUT_SIZE), "--shards", str(SHARDS), "--folds", str(FOLDS),
+        "--label-col", "label", "--id-col", "image_id", "--group-col", "patient_id",
+        "--overwrite", "--workers", str(workers),
+    ]  # fmt: skip
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU of all reaped descendants (a child's reaped workers roll up into it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_monitored(cmd: list[str], log_path: Path) -> dict[str, Any]:
+    """Run ``cmd``; wall-clock time it and poll the RSS of its process tree every POLL_S."""
+    peak_tree = peak_single = max_procs = samples = 0
+    with log_path.open("wb") as log:
+        cpu_start = children_cpu_seconds()
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                proc.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                rss = [rss_bytes(pid) for pid in process_tree(proc.pid)]
+                peak_tree, peak_single = max(peak_tree, sum(rss)), max(peak_single, max(rss))
+                max_procs, samples = max(max_procs, sum(r > 0 for r in rss)), samples + 1
+        seconds = time.perf_counter() - start
+    return {
+        "returncode": proc.returncode,
+        "seconds": seconds,
+        "cpu_seconds": children_cpu_seconds() - cpu_start,
+        "peak_tree_rss_mib": peak_tree / MIB,
+        "peak_single_rss_mib": peak_single / MIB,
+        "max_processes": max_procs,
+        "rss_samples": samples,
+    }
+
+
+def run_ours(tfrec: Path, images_dir: Path, labels_csv: Path, out_dir: Path, workers: int) -> dict:
+    n = len(read_labels(labels_csv))
+    log_path = out_dir.with_name(out_dir.name + ".log")
+    shutil.rmtree(out_dir, ignore_errors=True)  # start clean: no stale shards from older builds
+    result = run_monitored(tfrec_command(tfrec, images_dir, labels_csv, out_dir, workers), log_path)
+    if result["returncode"] != 0:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"tfrec build failed ({result['returncode']}); log {log_path}:\n{tail}")
+    rates = {"images_per_s": n / result["seconds"], "images_per_cpu_s": n / result["cpu_seconds"]}
+    return {"n": n, "workers": workers, **rates, **result}
+
+
+# ----------------------------------------------------------------------------- quality
+
+
+def record_files(out_dir: Path) -> list[Path]:
+    """Complete TFRecord shards under ``out_dir`` (``*.tfrec.partial`` leftovers excluded)."""
+    return sorted(p for p in out_dir.rglob("*") if p.is_file() and p.name.endswith(RECORD_SUFFIXES))
+
+
+def compression_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        return "GZIP" if fh.read(2) == b"\x1f\x8b" else ""
+
+
+def read_records(out_dir: Path) -> tuple[dict[str, bytes], int]:
+    """image_id -> encoded image for every record under ``out_dir``; plus duplicate-id count."""
+    import tensorflow as tf
+
+    spec = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "image_id": tf.io.FixedLenFeature([], tf.string),
+    }
+    records: dict[str, bytes] = {}
+    duplicates = 0
+    for path in record_files(out_dir):
+        ds = tf.data.TFRecordDataset(str(path), compression_type=compression_of(path))
+        for ex in ds.map(lambda raw: tf.io.parse_single_example(raw, spec)).as_numpy_iterator():
+            image_id = ex["image_id"].decode()
+            duplicates += image_id in records
+            records[image_id] = ex["image"]
+    return records, duplicates
+
+
+def decode(data: bytes) -> np.ndarray:
+    import tensorflow as tf
+
+    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+
+
+def decode_all(records: dict[str, bytes]) -> dict[str, Any]:
+    """Decode every record; count failures and the image shapes seen."""
+    shapes: dict[str, int] = defaultdict(int)
+    failures = 0
+    for data in records.values():
+        try:
+            shapes["x".join(map(str, decode(data).shape))] += 1
+        except Exception:  # noqa: BLE001 - any decode error counts as a failure
+            failures += 1
+    return {"records": len(records), "decode_failures": failures, "shapes": dict(shapes)}
+
+
+def integrity(records: dict[str, bytes], duplicates: int, expected: set[str]) -> dict[str, Any]:
+    missing = len(expected - set(records))
+    return {**decode_all(records), "duplicate_ids": duplicates, "missing_ids": missing}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def compare_outputs(ours_dir: Path, baseline_dir: Path, expected_ids: Iterable[str]) -> dict:
+    ours, ours_dup = read_records(ours_dir)
+    base, base_dup = read_records(baseline_dir)
+    expected = set(expected_ids)
+    common = sorted(set(ours) & set(base))
+    rng = np.random.default_rng(SEED)
+    sample = rng.choice(common, size=min(PSNR_SAMPLE, len(common)), replace=False) if common else []
+    values = [psnr(decode(ours[i]), decode(base[i])) for i in sample]
+    return {
+        "ours": integrity(ours, ours_dup, expected),
+        "baseline": integrity(base, base_dup, expected),
+        "psnr_sample": len(values),
+        "psnr_mean_db": float(np.mean(values)) if values else math.nan,
+        "psnr_min_db": float(np.min(values)) if values else math.nan,
+        "psnr_median_db": float(np.median(values)) if values else math.nan,
+    }
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def total_ram_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model(),
+        "ram_gib": round(total_ram_gib(), 1),
+        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def fmt(value: float | None, spec: str = ".1f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return format(value, spec)
+
+
+def main_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    base, ours, quality = results["baseline"], results.get("ours"), results.get("quality")
+    speedup = ours["images_per_s"] / base["images_per_s"] if ours else None
+    psnr_db = quality["psnr_mean_db"] if quality else None
+    rows = [
+        ("images/s", fmt(base["images_per_s"]), fmt(ours and ours["images_per_s"]), "", ""),
+        (
+            "wall time (s)",
+            fmt(base["seconds"], ".2f"),
+            fmt(ours and ours["seconds"], ".2f"),
+            "",
+            "",
+        ),
+        (
+            "CPU time (s)",
+            fmt(base["cpu_seconds"], ".2f"),
+            fmt(ours and ours["cpu_seconds"], ".2f"),
+            "",
+            "",
+        ),
+        (
+            "images per CPU-second",
+            fmt(base["images_per_cpu_s"]),
+            fmt(ours and ours["images_per_cpu_s"]),
+            "",
+            "",
+        ),
+        (
+            "speed-up ours/baseline (wall)",
+            "",
+            fmt(speedup, ".2f") + ("x" if speedup else ""),
+            f">= {TARGET_SPEEDUP:g}x",
+            verdict(None if speedup is None else speedup >= TARGET_SPEEDUP),
+        ),
+        (
+            "PSNR ours vs baseline (dB)",
+            "",
+            fmt(psnr_db, ".2f"),
+            f">= {TARGET_PSNR_DB:g}",
+            verdict(None if psnr_db is None else psnr_db >= TARGET_PSNR_DB),
+        ),
+        ("peak RSS, tree sum (MiB)", "", fmt(ours and ours["peak_tree_rss_mib"], ".0f"), "", ""),
+        (
+            "peak RSS, single proc (MiB)",
+            fmt(base["process_max_rss_mib"], ".0f"),
+            fmt(ours and ours["peak_single_rss_mib"], ".0f"),
+            "",
+            "",
+        ),
+    ]
+    return rows
+
+
+def print_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [str(c).rjust(w) for c, w in zip(row, widths, strict=True)]
+        cells[0] = str(row[0]).ljust(widths[0])
+        print("  ".join(cells))
+
+
+def print_report(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    print("\n== tfrec build benchmark ==")
+    print(
+        f"machine: {m['platform']} | os.cpu_count()={m['cpu_count']} (usable {m['cpus_usable']})"
+        f" | {m['cpu_model']} | {m['ram_gib']} GiB RAM | load {m['loadavg_1m_at_start']}"
+    )
+    print(
+        f"N={results['n']} JPEG {IMG_SIDE}px q{JPEG_QUALITY} -> {OUT_SIZE}px, {SHARDS} shards, "
+        f"{FOLDS} folds, tfrec --workers {results['workers']}\n"
+    )
+    print_table(main_rows(results), ("metric", "baseline", "ours", "target", "ok"))
+    print("(baseline RSS = this benchmark process incl. TF import; ours = tfrec process tree)")
+    if results.get("quality"):
+        q = results["quality"]
+        for side in ("baseline", "ours"):
+            s = q[side]
+            print(
+                f"{side}: {s['records']} records, shapes {s['shapes']}, decode failures "
+                f"{s['decode_failures']}, duplicate ids {s['duplicate_ids']}, "
+                f"missing ids {s['missing_ids']}"
+            )
+        print(
+            f"PSNR over {q['psnr_sample']} images: min {fmt(q['psnr_min_db'], '.2f')}, "
+            f"median {fmt(q['psnr_median_db'], '.2f')}"
+        )
+    if results.get("scaling"):
+        print_scaling(results["scaling"])
+
+
+def print_scaling(scaling: dict[str, Any]) -> None:
+    print("\nmemory scaling (tfrec build):")
+    rows = [
+        (
+            str(r["n"]),
+            fmt(r["images_per_s"]),
+            fmt(r["images_per_cpu_s"]),
+            fmt(r["peak_tree_rss_mib"], ".0f"),
+            fmt(r["peak_single_rss_mib"], ".0f"),
+            str(r["max_processes"]),
+        )
+        for r in scaling["runs"]
+    ]
+    print_table(
+        rows, ("N", "images/s", "img/CPU-s", "peak tree RSS MiB", "peak single RSS MiB", "procs")
+    )
+    ok = scaling["tree_ratio"] <= TARGET_RSS_RATIO
+    print(
+        f"peak RSS ratio largest/smallest: tree {scaling['tree_ratio']:.2f}, single "
+        f"{scaling['single_ratio']:.2f} (target <= {TARGET_RSS_RATIO}): {verdict(ok)}"
+    )
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="images for the main comparison")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="work folder")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="tfrec --workers and generator processes (default: all CPUs)",
+    )
+    parser.add_argument("--scaling", action="store_true", help="also measure peak-RSS scaling")
+    parser.add_argument("--scaling-sizes", default="2000,20000", help="comma-separated sizes")
+    parser.add_argument(
+        "--tfrec",
+        type=Path,
+        default=Path(sys.executable).with_name("tfrec"),
+        help="tfrec executable (default: next to this Python)",
+    )
+    return parser.parse_args(argv)
+
+
+def run_scaling(args: argparse.Namespace, sizes: list[int], main_ours: dict | None) -> dict:
+    runs = []
+    for n in sizes:
+        if main_ours is not None and n == args.n:
+            runs.append(main_ours)
+            continue
+        print(f"running tfrec build on {n} images (scaling)")
+        out_dir = args.work / f"out-ours-n{n}"
+        runs.append(run_ours(args.tfrec, *dataset_paths(args.work, n), out_dir, args.workers))
+    small, large = min(runs, key=lambda r: r["n"]), max(runs, key=lambda r: r["n"])
+    return {
+        "runs": runs,
+        "tree_ratio": large["peak_tree_rss_mib"] / small["peak_tree_rss_mib"],
+        "single_ratio": large["peak_single_rss_mib"] / small["peak_single_rss_mib"],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.work = args.work.resolve()
+    sizes = sorted({int(s) for s in args.scaling_sizes.split(",") if s.strip()})
+    sizes = sizes if args.scaling else []
+    for n in sorted({args.n, *sizes}):
+        ensure_dataset(args.work, n, args.workers)
+    images_dir, labels_csv = dataset_paths(args.work, args.n)
+    results: dict[str, Any] = {"machine": machine_info(), "n": args.n, "workers": args.workers}
+
+    print(f"baseline: naive single-process converter on {args.n} images")
+    base_out = args.work / f"out-baseline-n{args.n}"
+    results["baseline"] = run_baseline(images_dir, labels_csv, base_out)
+
+    if args.tfrec.is_file():
+        print(f"ours: {args.tfrec} build on {args.n} images")
+        ours_out = args.work / f"out-ours-n{args.n}"
+        results["ours"] = run_ours(args.tfrec, images_dir, labels_csv, ours_out, args.workers)
+        ids = [image_id for image_id, _ in read_labels(labels_csv)]
+        results["quality"] = compare_outputs(ours_out, base_out, ids)
+        if sizes:
+            results["scaling"] = run_scaling(args, sizes, results["ours"])
+    else:
+        print(f"WARNING: {args.tfrec} not found; skipping ours, quality and scaling")
+
+    print_report(results)
+    out_json = args.work / RESULTS_NAME
+    out_json.write_text(json.dumps(json_safe(results), indent=2) + "\n")
+    print(f"\nresults written to {out_json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,5 @@
-"""Fail when the docs drift from the code: every `tfrec build` option must be in docs/cli.md and
-every rejection reason in docs/user-guide.md."""
+"""Fail when the docs drift from the code: every option of every `tfrec` command must be in its
+section of docs/cli.md, and every rejection reason in docs/user-guide.md."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
-from tfrec_tools.cli import main
-from tfrec_tools.cli.build import build_command
+from tfrec_tools.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -41,14 +40,51 @@ def mentions(text: str, flag: str) -> bool:
     return re.search(re.escape(flag) + r"(?![\w-])", text) is not None
 
 
-BUILD_OPTIONS = [long_flag(p) for p in build_command.params if isinstance(p, click.Option)]
-GLOBAL_OPTIONS = [long_flag(p) for p in main.params if isinstance(p, click.Option)]
+def command(name: str) -> click.Command:
+    """A subcommand as `tfrec NAME` loads it (the group imports it lazily)."""
+    found = main.get_command(click.Context(main), name)
+    assert found is not None, f"tfrec_tools.cli.COMMANDS names {name!r}, which does not load"
+    return found
 
 
-@pytest.mark.parametrize("flag", BUILD_OPTIONS + GLOBAL_OPTIONS)
-def test_every_option_is_in_the_cli_reference(flag):
-    assert mentions((DOCS / "cli.md").read_text(encoding="utf-8"), flag), (
-        f"{flag} is missing from docs/cli.md"
+def options(cmd: click.Command) -> list[str]:
+    return [long_flag(p) for p in cmd.params if isinstance(p, click.Option)]
+
+
+def cli_section(heading: str) -> str:
+    """The text of the `## <heading>` section of docs/cli.md, up to the next `## ` heading."""
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)
+    found = [s for s in sections if s.splitlines()[0].strip() == heading]
+    assert found, f"docs/cli.md has no section '## {heading}'"
+    return found[0]
+
+
+COMMAND_OPTIONS = [(name, flag) for name in sorted(COMMANDS) for flag in options(command(name))]
+GLOBAL_OPTIONS = options(main)
+
+
+def test_every_command_is_loaded_and_documented():
+    assert main.list_commands(click.Context(main)) == sorted(COMMANDS)
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    for name in COMMANDS:
+        assert f"[`tfrec {name}`](#tfrec-{name})" in text, (
+            f"`tfrec {name}` is missing from the command table of docs/cli.md"
+        )
+        cli_section(f"`tfrec {name}`")
+
+
+@pytest.mark.parametrize("name, flag", COMMAND_OPTIONS)
+def test_every_option_is_in_its_command_section(name, flag):
+    assert mentions(cli_section(f"`tfrec {name}`"), flag), (
+        f"{flag} of `tfrec {name}` is missing from its section of docs/cli.md"
+    )
+
+
+@pytest.mark.parametrize("flag", GLOBAL_OPTIONS)
+def test_every_global_option_is_in_the_cli_reference(flag):
+    assert mentions(cli_section("Global options"), flag), (
+        f"{flag} is missing from the global options of docs/cli.md"
     )
 
 

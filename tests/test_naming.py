@@ -44,3 +44,8 @@ def test_partial_belongs_to_its_own_build_only():
     assert naming.is_partial_of("out/train03.tfrec.partial", "train")
     assert not naming.is_partial_of("out/train03.tfrec.partial", "tr")
     assert not naming.is_partial_of("out/train03-5.tfrec", "train")
+
+
+def test_tfds_style_sharded_names_state_no_count():
+    assert naming.parse_count("train.tfrecord-00003-of-00010") is None
+    assert naming.parse_count("part-00000-of-00010.tfrecord") is None

@@ -159,3 +159,27 @@ def test_no_shards_is_a_one_line_error(tmp_path):
     result = inspect(tmp_path / "missing")
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {tmp_path / 'missing'}: no such file or folder"
+
+
+def test_deleted_shard_is_reported(shards):
+    victim = first_shard(shards)
+    victim.unlink()
+    report = inspect_shards(str(shards))
+    assert f"{victim}: listed in {shards / 'train.manifest.json'} but missing" in report.problems
+
+
+def test_explicit_key_the_records_lack_is_a_problem(shards):
+    report = inspect_shards(str(shards), InspectConfig(group_key="site"))
+    assert report.problems[0].startswith("--group-key 'site': the records have no such key")
+
+
+def test_foreign_shards_without_ids_are_not_duplicates(tmp_path):
+    write_foreign_shard(tmp_path / "a-2.tfrec", [{"class": 0}, {"class": 1}], seed=1)
+    write_foreign_shard(tmp_path / "b-2.tfrec", [{"class": 0}, {"class": 1}], seed=2)
+    report = inspect_shards(str(tmp_path))
+    assert not any("ids appear more than once" in p for p in report.problems)
+
+
+def test_grid_into_a_new_folder(shards, tmp_path):
+    result = inspect(shards, "--grid", tmp_path / "new" / "sheet.png")
+    assert result.exit_code == 0 and (tmp_path / "new" / "sheet.png").exists()

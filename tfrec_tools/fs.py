@@ -77,7 +77,10 @@ def read_bytes(path: str) -> bytes:
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write data under a temporary name, then rename it into place."""
+    """Write data under a temporary name, then rename it into place (making its folder)."""
+    folder = posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)
+    if folder and not exists(folder):
+        makedirs(folder)
     tmp = path + ".partial"
     if is_remote(path):
         with _gfile().GFile(tmp, "wb") as handle:

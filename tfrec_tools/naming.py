@@ -53,8 +53,13 @@ def is_partial_of(path: str, name: str) -> bool:
     return stem.startswith(name) and stem[len(name) :].isdigit()
 
 
+_OF = re.compile(r"-\d+-of-\d+\.tfrec(?:ords?)?$")  # TFDS/Beam "-00003-of-00010": no count
+
+
 def parse_count(path: str) -> int | None:
     """The record count stated in a shard's file name, or None when the name states none."""
+    if _OF.search(base_name(path)):
+        return None
     match = _COUNT.search(base_name(path))
     return int(match.group(1)) if match else None
 

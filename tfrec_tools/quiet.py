@@ -27,11 +27,17 @@ def import_tensorflow():
     return tensorflow
 
 
+_NOISE = ("Graph execution error", "Detected at node", "File ", "[[", "Traceback", "Stack trace")
+
+
 def tf_error_text(err: Exception) -> str:
-    """The useful part of a TensorFlow error message, without its graph-function prefix and
-    ``[Op:...]`` suffix: ``corrupted record at 0 (Is this even a TFRecord file?)``."""
+    """The useful line of a TensorFlow error message, without graph-execution preamble, node
+    tracebacks, the ``{{function_node ...}}`` prefix or the ``[Op:...]`` suffix:
+    ``corrupted record at 0 (Is this even a TFRecord file?)``."""
     import re
 
     text = getattr(err, "message", None) or str(err) or type(err).__name__
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text.strip().splitlines()[0])
-    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip() or type(err).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(_NOISE)] or lines or [text]
+    line = re.sub(r"\{\{[^}]*\}\}\s*", "", useful[0])
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", line).strip(" :") or type(err).__name__

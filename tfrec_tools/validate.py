@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfrec_tools import fs, naming
+from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.quiet import import_tensorflow, tf_error_text
 from tfrec_tools.read.files import load_manifest, resolve_files
@@ -118,6 +119,7 @@ def inspect_shards(
         reports, schema, keys, manifest_path, problems=scan.problems, class_names=scan.classes
     )
     _check_names(report)
+    _check_keys(config, manifest, files, report)
     scan.check_data(report)
     if manifest:
         _check_manifest(report, manifest, files)
@@ -252,8 +254,9 @@ class _Scan:
         keys = self.keys
         fold = _get(features, keys["fold"])
         fold = default_fold if fold is None else fold
-        image_id = _text(_get(features, keys["id"], f"#{index}"))
-        self.id_files[image_id].append(naming.base_name(path))
+        image_id = _text(_get(features, keys["id"], f"{naming.base_name(path)}#{index}"))
+        if keys["id"] is not None:
+            self.id_files[image_id].append(naming.base_name(path))
         label = _get(features, keys["label"])
         if label is not None:
             labels[self.classes.get(label, label)] += 1
@@ -347,6 +350,38 @@ def _decoded_shape(image: bytes) -> str | None:
     return "x".join(str(d) for d in decoded.shape)
 
 
+def _check_keys(
+    config: InspectConfig, manifest: Manifest | None, files: Sequence[str], report: InspectReport
+) -> None:
+    """Keys asked for that the records lack; what the absence of a manifest or group means."""
+    given = {
+        "--image-key": config.image_key,
+        "--id-key": config.id_key,
+        "--label-key": config.label_key,
+        "--group-key": config.group_key,
+    }
+    for option, key in given.items():
+        if key and key not in report.schema:
+            report.problems.append(
+                f"{option} {key!r}: the records have no such key; they hold "
+                f"{', '.join(report.schema)}"
+            )
+    if manifest and manifest.group_col and manifest.group_col not in report.schema:
+        report.notes.append(
+            f"groups ({manifest.group_col}) are not stored in the records, so leakage across "
+            "folds is not re-checked here (the build kept each group in one shard); add "
+            f"--feature-col {manifest.group_col} to the build to store them"
+        )
+    if manifest is None:
+        folder = _folder_of(files[0])
+        others = [e for e in fs.listdir(folder) if e.endswith(MANIFEST_SUFFIX)]
+        if others:
+            report.notes.append(
+                f"no manifest beside the shards lists all of them ({', '.join(others)} there "
+                "does not): renamed or foreign files? pass --manifest to compare anyway"
+            )
+
+
 def _check_names(report: InspectReport) -> None:
     for file in report.files:
         if file.name_count is None:
@@ -372,14 +407,17 @@ def _check_manifest(report: InspectReport, manifest: Manifest, files: Sequence[s
                 f"{_kind_text(observed.get(key))}"
             )
     by_name = {naming.base_name(f.path): f for f in report.files}
-    folder_files = {naming.base_name(f) for f in files}
+    folder = _folder_of(files[0])
     for entry in manifest.shards:
         file = by_name.get(entry.file)
-        if file is None:
-            if len(folder_files) >= len(manifest.shards):
-                report.problems.append(f"{entry.file}: listed in {where} but not found")
-            continue
-        _check_entry(report, entry, file, where)
+        if file is not None:
+            _check_entry(report, entry, file, where)
+        elif not fs.exists(fs.join(folder, entry.file)):
+            report.problems.append(f"{fs.join(folder, entry.file)}: listed in {where} but missing")
+
+
+def _folder_of(path: str) -> str:
+    return path[: -len(naming.base_name(path))].rstrip("/") or "."
 
 
 def _check_entry(report: InspectReport, entry, file: FileReport, where: str) -> None:
@@ -429,6 +467,7 @@ def grid_tiles(report: InspectReport, count: int = 16) -> list[tuple[bytes, str]
 
 def _tile(features, keys: dict[str, str | None], classes: dict) -> tuple[bytes, str]:
     label, fold = _get(features, keys["label"]), _get(features, keys["fold"])
-    caption = f"{_text(_get(features, keys['id'], ''))}\n{classes.get(label, label) or ''}"
+    shown = "" if label is None else classes.get(label, label)
+    caption = f"{_text(_get(features, keys['id'], ''))}\n{shown}"
     caption += "" if fold is None else f" · fold {fold}"
     return _get(features, keys["image"], b""), caption

@@ -193,3 +193,29 @@ def test_cli_worker_pool_output_is_byte_identical(dataset, tmp_path):
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
     assert digests(tmp_path / "one") == digests(tmp_path / "two")
+
+
+def test_all_rejected_leaves_a_finished_builds_rejected_list_alone(dataset, tmp_path):
+    images, csv_path = dataset
+    out = tmp_path / "out"
+    assert (
+        run(
+            "build",
+            images,
+            csv_path,
+            "--out",
+            out,
+            "--size",
+            "8",
+            "--shards",
+            "2",
+            "--workers",
+            "1",
+        ).exit_code
+        == 0
+    )
+    before = (out / "train.rejected.csv").read_bytes()
+    bad = write_csv(tmp_path / "bad.csv", ["image_id", "label"], [("ghost", "x")])
+    result = run("build", images, bad, "--out", out, "--size", "8", "--workers", "1")
+    assert result.exit_code == 1 and "no usable image" in result.output
+    assert (out / "train.rejected.csv").read_bytes() == before

@@ -303,3 +303,33 @@ def test_corrupted_shard_is_one_line_pointing_at_inspect(shards, tmp_path):
     lines = result.output.strip().splitlines()
     assert lines[-1].startswith("Error: fold ") and "run `tfrec inspect --deep`" in lines[-1]
     assert "Traceback" not in result.output
+
+
+def test_fold_weights_of_the_wrong_length_fail_before_training(shards, tmp_path):
+    result = run(
+        "train",
+        f"{shards}/train*.tfrec",
+        "--test",
+        f"{shards}/test*.tfrec",
+        "--out",
+        tmp_path / "run",
+        "--fold-weights",
+        "1,2,3",
+        *FAST,
+    )
+    assert result.output.strip() == (
+        "Error: --fold-weights gives 3 weights for 2 folds (0, 1): give one per fold"
+    )
+    assert not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_predict_into_a_new_folder(shards, tmp_path):
+    run_dir = tmp_path / "run"
+    assert (
+        run("train", f"{shards}/train*.tfrec", "--out", run_dir, "--fold", "0", *FAST).exit_code
+        == 0
+    )
+    out = tmp_path / "new" / "deeper" / "p.csv"
+    result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("image_id,")

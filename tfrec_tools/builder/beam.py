@@ -30,6 +30,15 @@ def beam_args(options: Sequence[str], workers: int) -> list[str]:
     return args
 
 
+def require_beam() -> None:
+    """Raises:
+    ConfigError: Apache Beam is not installed."""
+    try:
+        import apache_beam  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(f"--runner beam needs Apache Beam: {INSTALL_HINT}") from err
+
+
 def write_shards_beam(
     specs: Sequence[ShardSpec], job: ShardJob, state: str, args: Sequence[str]
 ) -> None:
@@ -38,11 +47,10 @@ def write_shards_beam(
     Raises:
         ConfigError: Apache Beam is not installed.
     """
-    try:
-        import apache_beam as beam
-        from apache_beam.options.pipeline_options import PipelineOptions
-    except ImportError as err:
-        raise ConfigError(f"--runner beam needs Apache Beam: {INSTALL_HINT}") from err
+    require_beam()
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     paths = [_save_spec(state, spec) for spec in specs]
     with beam.Pipeline(options=PipelineOptions(list(args))) as pipeline:
         _ = (

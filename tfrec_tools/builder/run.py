@@ -63,7 +63,13 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
     try:
         plan = _make_plan(config)
     except NothingToBuild as err:
+        if _outputs_if_any(config) and config.existing != "overwrite":
+            raise  # the rejected list of the finished build there must stay as it is
         raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
+    if config.runner == "beam":
+        from tfrec_tools.builder.beam import require_beam
+
+        require_beam()  # before the output folder is touched
     fs.makedirs(config.out)
     state = _state_dir(config)
     done = _prepare_output(plan, state)
@@ -126,6 +132,10 @@ def _write(plan: Plan, todo, progress: bool):
 
 
 # --- the output folder: refuse to mix, overwrite, or resume -------------------------------
+
+
+def _outputs_if_any(config: BuildConfig) -> list[str]:
+    return _outputs(config) if fs.isdir(config.out) else []
 
 
 def _state_dir(config: BuildConfig) -> str:

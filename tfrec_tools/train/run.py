@@ -25,8 +25,8 @@ from tfrec_tools.train.predict import ModelCard, save_card
 from tfrec_tools.train.strategy import Device, detect_device
 
 log = logging.getLogger(__name__)
+# What a finished run leaves; config.json alone (a run that failed early) does not block.
 RESULT_FILES = (
-    "config.json",
     "model.json",
     "oof.csv",
     "metrics.json",
@@ -58,6 +58,8 @@ def run_training(config: TrainConfig, say: Callable[[str], None] = log.info) -> 
         config.shards, image_size=config.image_size, num_folds=config.num_folds, seed=config.seed
     )
     splits = chosen_splits(data, config.folds)
+    if config.fold_weights is not None:  # a wrong count must fail now, not after training
+        outputs.normalised_weights(config.fold_weights, [s.fold for s in splits])
     test_files = _test_files(config, data)
     device = detect_device()
     say(f"device: {device.describe()}; global batch {device.global_batch(config.batch_size)}")

@@ -333,3 +333,33 @@ def test_predict_into_a_new_folder(shards, tmp_path):
     result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", out)
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("image_id,")
+
+
+@pytest.mark.slow
+def test_two_deterministic_cpu_runs_give_identical_oof(shards, tmp_path):
+    """Run in subprocesses: op determinism is process-wide and cannot be switched off again."""
+    import subprocess
+    import sys
+
+    tfrec = Path(sys.executable).with_name("tfrec")
+    for name in ("a", "b"):
+        subprocess.run(
+            [
+                tfrec,
+                "train",
+                f"{shards}/train*.tfrec",
+                "--out",
+                tmp_path / name,
+                "--deterministic",
+                "--seed",
+                "7",
+                "--tta",
+                "2",
+                *FAST,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    first = (tmp_path / "a" / "oof.csv").read_text()
+    assert first == (tmp_path / "b" / "oof.csv").read_text()
+    assert len(first.splitlines()) == 49  # header + every image once

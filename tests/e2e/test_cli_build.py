@@ -219,3 +219,28 @@ def test_all_rejected_leaves_a_finished_builds_rejected_list_alone(dataset, tmp_
     result = run("build", images, bad, "--out", out, "--size", "8", "--workers", "1")
     assert result.exit_code == 1 and "no usable image" in result.output
     assert (out / "train.rejected.csv").read_bytes() == before
+
+
+def test_all_rejected_with_overwrite_replaces_the_old_build(dataset, tmp_path):
+    images, csv_path = dataset
+    out = tmp_path / "out"
+    assert (
+        run(
+            "build",
+            images,
+            csv_path,
+            "--out",
+            out,
+            "--size",
+            "8",
+            "--shards",
+            "2",
+            "--workers",
+            "1",
+        ).exit_code
+        == 0
+    )
+    bad = write_csv(tmp_path / "bad.csv", ["image_id", "label"], [("ghost", "x")])
+    result = run("build", images, bad, "--out", out, "--size", "8", "--workers", "1", "--overwrite")
+    assert result.exit_code == 1 and "reasons in" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["train.rejected.csv"]

@@ -63,8 +63,10 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
     try:
         plan = _make_plan(config)
     except NothingToBuild as err:
-        if _outputs_if_any(config) and config.existing != "overwrite":
+        existing = _outputs_if_any(config)
+        if existing and config.existing != "overwrite":
             raise  # the rejected list of the finished build there must stay as it is
+        _remove(existing)  # --overwrite: the old build goes; only the new rejected list stays
         raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
     if config.runner == "beam":
         from tfrec_tools.builder.beam import require_beam
@@ -167,11 +169,15 @@ def _prepare_output(plan: Plan, state: str) -> dict[int, ShardResult] | None:
         )
     if config.existing == "resume" and existing:
         return _resume(plan, state, existing)
-    for path in existing:
-        (fs.rmtree if fs.isdir(path) else fs.remove)(path)
+    _remove(existing)
     fs.makedirs(state)
     fs.write_bytes_atomic(fs.join(state, "plan.json"), _plan_stamp(plan))
     return {}
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        (fs.rmtree if fs.isdir(path) else fs.remove)(path)
 
 
 def _plan_stamp(plan: Plan) -> bytes:

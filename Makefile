@@ -31,6 +31,11 @@ demo: $(STAMP)
 		--shards 2 --overwrite
 	$(BIN)/tfrec inspect "$(DEMO)/shards/train*.tfrec" --grid $(DEMO)/train-grid.png
 	$(BIN)/tfrec inspect "$(DEMO)/shards/test*.tfrec"
+	$(BIN)/tfrec train "$(DEMO)/shards/train*.tfrec" --test "$(DEMO)/shards/test*.tfrec" \
+		--out $(DEMO)/run --overwrite --quiet --epochs 12 --batch-size 8 --lr-max 2e-4 \
+		--warmup-epochs 2 --augment sample_data/augment.json
+	$(BIN)/tfrec predict "$(DEMO)/shards/test*.tfrec" --run $(DEMO)/run \
+		--out $(DEMO)/predictions.csv --tta 4
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/build.py

@@ -76,6 +76,11 @@ def read_bytes(path: str) -> bytes:
         return handle.read()
 
 
+def open_write(path: str):
+    """A binary file handle for writing ``path`` (local or remote)."""
+    return _gfile().GFile(path, "wb") if is_remote(path) else open(path, "wb")
+
+
 def write_bytes_atomic(path: str, data: bytes) -> None:
     """Write data under a temporary name, then rename it into place (making its folder)."""
     folder = posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)

@@ -101,24 +101,6 @@ def build_schema(
     return Schema(tuple(specs))
 
 
-def encode_example(schema: Schema, values: Mapping[str, Any]) -> bytes:
-    """Serialise one record as a ``tf.train.Example`` in schema order."""
-    tf = import_tensorflow()
-
-    feature = {}
-    for spec in schema.features:
-        value = values[spec.name]
-        if spec.dtype == "bytes":
-            data = value.encode("utf-8") if isinstance(value, str) else value
-            feature[spec.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
-        elif spec.dtype == "int64":
-            feature[spec.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-        else:
-            feature[spec.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString(deterministic=True)
-
-
 def parse_features(schema: Schema) -> dict[str, Any]:
     """The ``tf.io.parse_example`` spec of a schema (every key fixed-length)."""
     tf = import_tensorflow()

@@ -16,9 +16,9 @@ from tfrec_tools.builder.table import read_table
 from tfrec_tools.builder.write import (
     ShardJob,
     ShardResult,
+    WorkerPool,
     load_results,
     save_result,
-    write_shards,
 )
 from tfrec_tools.errors import ConfigError, DataError, ShardError
 from tfrec_tools.manifest import (
@@ -60,31 +60,18 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
         ConfigError: options contradict each other, the data, or what ``out`` holds.
         DataError: the image folder or CSV cannot be used.
     """
-    try:
-        plan = _make_plan(config)
-    except NothingToBuild as err:
-        existing = _outputs_if_any(config)
-        if existing and config.existing != "overwrite":
-            raise  # the rejected list of the finished build there must stay as it is
-        _remove(existing)  # --overwrite: the old build goes; only the new rejected list stays
-        raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
-    if config.runner == "beam":
-        from tfrec_tools.builder.beam import require_beam
+    with WorkerPool(config.workers if config.runner == "local" else 1) as pool:
+        plan = _plan_or_reject(config)
+        if config.runner == "beam":
+            from tfrec_tools.builder.beam import require_beam
 
-        require_beam()  # before the output folder is touched
-    fs.makedirs(config.out)
-    state = _state_dir(config)
-    done = _prepare_output(plan, state)
-    if done is None:  # --resume of a build that had already finished
-        return _report_from_manifest(plan)
-    todo = [s for s in plan.shards if s.index not in done]
-    if config.runner == "beam":
-        from tfrec_tools.builder.beam import beam_args, write_shards_beam
-
-        write_shards_beam(todo, _job(plan), state, beam_args(config.beam_options, config.workers))
-    else:
-        for result in _write(plan, todo, progress):
-            save_result(state, result)
+            require_beam()  # before the output folder is touched
+        fs.makedirs(config.out)
+        state = _state_dir(config)
+        done = _prepare_output(plan, state)
+        if done is None:  # --resume of a build that had already finished
+            return _report_from_manifest(plan)
+        _write_shards(plan, [s for s in plan.shards if s.index not in done], state, pool, progress)
     results = load_results(state)
     missing = sorted({s.index for s in plan.shards} - set(results))
     if missing:
@@ -92,6 +79,36 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
     report = _finish(plan, [results[i] for i in sorted(results)], reused=len(done))
     fs.rmtree(state)
     return report
+
+
+def _plan_or_reject(config: BuildConfig) -> Plan:
+    """The plan; when no row survives, the rejected list (unless it would replace the list
+    of a finished build that --overwrite does not replace) and a DataError."""
+    try:
+        return _make_plan(config)
+    except NothingToBuild as err:
+        existing = _outputs_if_any(config)
+        if existing and config.existing != "overwrite":
+            raise  # the rejected list of the finished build there must stay as it is
+        _remove(existing)  # --overwrite: the old build goes; only the new rejected list stays
+        raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
+
+
+def _write_shards(plan: Plan, todo, state: str, pool: WorkerPool, progress: bool) -> None:
+    """Write the shards still to do, recording each result in the state folder."""
+    config = plan.config
+    if config.runner == "beam":
+        from tfrec_tools.builder.beam import beam_args, write_shards_beam
+
+        write_shards_beam(todo, _job(plan), state, beam_args(config.beam_options, config.workers))
+        return
+    from tqdm import tqdm
+
+    total = sum(len(s.rows) for s in todo)
+    desc = f"build {config.name}"
+    with tqdm(total=total, unit="img", desc=desc, disable=None if progress else True) as bar:
+        for result in pool.write(todo, _job(plan), bar.update):
+            save_result(state, result)
 
 
 def _make_plan(config: BuildConfig) -> Plan:
@@ -122,15 +139,6 @@ def _job(plan: Plan) -> ShardJob:
         value_keys=tuple(s.name for s in plan.labels + plan.columns),
         image=config.image,
     )
-
-
-def _write(plan: Plan, todo, progress: bool):
-    from tqdm import tqdm
-
-    total = sum(len(s.rows) for s in todo)
-    desc = f"build {plan.config.name}"
-    with tqdm(total=total, unit="img", desc=desc, disable=None if progress else True) as bar:
-        yield from write_shards(todo, _job(plan), workers=plan.config.workers, progress=bar.update)
 
 
 # --- the output folder: refuse to mix, overwrite, or resume -------------------------------

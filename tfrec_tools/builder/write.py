@@ -8,7 +8,7 @@ import multiprocessing
 import queue as queue_lib
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 
@@ -17,7 +17,7 @@ from tfrec_tools.builder.config import ImageConfig
 from tfrec_tools.builder.images import ImageError, StoredImage, prepare_image
 from tfrec_tools.builder.plan import Rejection, RowSpec, ShardSpec
 from tfrec_tools.manifest import ShardEntry
-from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.records import RecordWriter, encode_example
 from tfrec_tools.schema import (
     FOLD,
     HEIGHT,
@@ -26,7 +26,6 @@ from tfrec_tools.schema import (
     WIDTH,
     LabelSpec,
     Schema,
-    encode_example,
 )
 
 Progress = Callable[[int], None]
@@ -74,11 +73,9 @@ def load_results(state: str) -> dict[int, ShardResult]:
 
 def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: None) -> ShardResult:
     """Write one shard; rows whose image cannot be stored become rejections."""
-    tf = import_tensorflow()
-
     partial = fs.join(job.out, naming.partial_name(job.name, spec.index, job.num_shards))
     rejected, histograms, count = [], [Counter() for _ in job.labels], 0
-    with tf.io.TFRecordWriter(partial) as writer:
+    with RecordWriter(partial) as writer:
         for done, row in enumerate(spec.rows, start=1):
             try:
                 stored = prepare_image(fs.read_bytes(row.path), job.image)
@@ -129,27 +126,47 @@ def _named_histograms(labels, histograms) -> dict[str, dict[str, int]]:
     }
 
 
-def write_shards(
-    specs: Sequence[ShardSpec], job: ShardJob, *, workers: int, progress: Progress
-) -> Iterator[ShardResult]:
-    """Write shards, one shard per task, in a pool of ``workers`` processes (1: in this one).
-    Results come back as shards finish, in any order."""
-    if workers == 1 or len(specs) == 1:
-        for spec in specs:
-            yield write_shard(spec, job, progress)
-        return
-    context = multiprocessing.get_context(_start_method())
-    messages = context.Queue()
-    with ProcessPoolExecutor(
-        min(workers, len(specs)), mp_context=context, initializer=_init_worker, initargs=(messages,)
-    ) as pool:
-        pending: set[Future] = {pool.submit(_write_in_worker, spec, job) for spec in specs}
+class WorkerPool:
+    """Worker processes for a build, started first so that they load TensorFlow (seconds)
+    while this process reads the CSV and plans the shards. ``workers=1``: no processes."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._messages = None
+
+    def __enter__(self) -> WorkerPool:
+        if self.workers > 1:
+            context = multiprocessing.get_context(_start_method())
+            self._messages = context.Queue()
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(self._messages,),
+            )
+            for _ in range(self.workers):  # the executor starts its processes on first use
+                self._pool.submit(int)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def write(self, specs: Sequence[ShardSpec], job: ShardJob, progress: Progress):
+        """Write shards, one shard per task (in this process without workers). Results come
+        back as shards finish, in any order."""
+        if self._pool is None or len(specs) == 1:
+            for spec in specs:
+                yield write_shard(spec, job, progress)
+            return
+        pending: set[Future] = {self._pool.submit(_write_in_worker, s, job) for s in specs}
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(messages, progress)
+            _drain(self._messages, progress)
             for future in done:
                 yield future.result()
-        _drain(messages, progress)
+        _drain(self._messages, progress)
 
 
 _worker_queue = None
@@ -167,7 +184,6 @@ def _start_method() -> str:
 def _init_worker(messages) -> None:
     global _worker_queue
     _worker_queue = messages
-    import_tensorflow()
 
 
 def _write_in_worker(spec: ShardSpec, job: ShardJob) -> ShardResult:

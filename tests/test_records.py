@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tfrec_tools.records import RecordWriter, encode_example, frame
+from tfrec_tools.schema import ColumnSpec, LabelSpec, build_schema
+
+SCHEMA = build_schema(
+    (LabelSpec("label", "classification", ("a", "b")),),
+    (ColumnSpec("age", "numeric"), ColumnSpec("site", "categorical", ("x",))),
+    with_fold=True,
+)
+VALUES = [
+    dict(
+        image=b"\xff\xd8abc",
+        image_id="id/ü 1",
+        height=64,
+        width=48,
+        label=1,
+        fold=0,
+        age=math.nan,
+        site=-1,
+    ),
+    dict(image=b"", image_id="", height=0, width=2**40, label=0, fold=3, age=-1.5e30, site=0),
+]
+
+
+def tf_example(values):
+    import tensorflow as tf
+
+    feature = {}
+    for spec in SCHEMA.features:
+        value = values[spec.name]
+        if spec.dtype == "bytes":
+            data = value.encode() if isinstance(value, str) else value
+            feature[spec.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
+        elif spec.dtype == "int64":
+            feature[spec.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        else:
+            feature[spec.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_encoded_example_parses_as_the_tensorflow_one(values):
+    import tensorflow as tf
+
+    ours = tf.train.Example.FromString(encode_example(SCHEMA, values))
+    expected = tf_example(values)
+    for key in ("image", "image_id", "height", "width", "label", "fold", "site"):
+        assert ours.features.feature[key] == expected.features.feature[key], key
+    age = ours.features.feature["age"].float_list.value[0]
+    assert (math.isnan(age) and math.isnan(values["age"])) or age == pytest.approx(values["age"])
+
+
+def test_encoding_is_stable_and_key_order_free():
+    first = encode_example(SCHEMA, VALUES[0])
+    assert first == encode_example(SCHEMA, dict(reversed(list(VALUES[0].items()))))
+
+
+def test_framing_equals_tensorflows_writer(tmp_path):
+    import tensorflow as tf
+
+    records = [encode_example(SCHEMA, v) for v in VALUES] + [b"", b"x" * 70000]
+    with RecordWriter(str(tmp_path / "ours.tfrec")) as writer:
+        for record in records:
+            writer.write(record)
+    with tf.io.TFRecordWriter(str(tmp_path / "tf.tfrec")) as writer:
+        for record in records:
+            writer.write(record)
+    assert (tmp_path / "ours.tfrec").read_bytes() == (tmp_path / "tf.tfrec").read_bytes()
+    read = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "ours.tfrec"))]
+    assert read == records
+    assert frame(b"")[:8] == b"\x00" * 8

@@ -363,3 +363,25 @@ def test_two_deterministic_cpu_runs_give_identical_oof(shards, tmp_path):
     first = (tmp_path / "a" / "oof.csv").read_text()
     assert first == (tmp_path / "b" / "oof.csv").read_text()
     assert len(first.splitlines()) == 49  # header + every image once
+
+
+def test_foreign_shards_train_with_k_fold_over_files(tmp_path):
+    from tests.helpers import write_foreign_shard
+
+    for f in range(4):  # the public melanoma layout: image, image_name, target, patient_id
+        rows = [
+            {"image_name": f"ISIC_{f}_{i}", "target": i % 2, "patient_id": f"p{f}"}
+            for i in range(8)
+        ]
+        write_foreign_shard(tmp_path / f"train{f:02d}-8.tfrec", rows, seed=f)
+    result = run("train", tmp_path, "--out", tmp_path / "run", *FAST)
+    assert result.output.strip() == (
+        "Error: the shards store no folds: pass --num-folds K to split the files K ways"
+    )
+    result = run("train", tmp_path, "--out", tmp_path / "run", "--num-folds", "2", *FAST)
+    assert result.exit_code == 0, result.output
+    oof = read_rows(tmp_path / "run" / "oof.csv")
+    assert sorted(r["image_id"] for r in oof) == sorted(
+        f"ISIC_{f}_{i}" for f in range(4) for i in range(8)
+    )
+    assert {r["target_true"] for r in oof} == {"0", "1"} and "target" in oof[0]

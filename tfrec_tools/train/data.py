@@ -51,10 +51,7 @@ def training_data(
     files = tuple(resolve_files(list(shards)))
     manifest = load_manifest(files)
     if manifest is None:
-        raise ConfigError(
-            f"{files[0]}: no manifest beside the shards; `tfrec train` needs the manifest "
-            "written by `tfrec build` (it names the labels, classes and folds)"
-        )
+        return _foreign_data(files, image_size=image_size, num_folds=num_folds, seed=seed)
     if not manifest.labels:
         raise ConfigError(
             f"the shards of {manifest.name!r} hold no labels: train needs shards built with a "
@@ -71,12 +68,57 @@ def training_data(
     return TrainData(files, manifest, heads, inputs, classes, vocabularies, splits)
 
 
+def _foreign_data(
+    files: tuple[str, ...], *, image_size: tuple[int, int] | None, num_folds: int | None, seed: int
+) -> TrainData:
+    """Shards with no manifest (public Kaggle sets): keys guessed from the first record as the
+    reader guesses them, classes from the label values, K-fold over the files."""
+    from tfrec_tools.read.files import probe_schema
+    from tfrec_tools.read.parse import guess_keys, probe_image_size
+
+    schema = probe_schema(files[0])
+    keys = guess_keys(schema, files[0])
+    if not keys.labels:
+        raise ConfigError(
+            f"{files[0]}: no manifest beside the shards and no label key in the records "
+            f"(they hold {', '.join(schema.names)}): train needs labeled shards"
+        )
+    label = keys.labels[0]
+    size = image_size or probe_image_size(files[0], keys.image)
+    dtype = {s.name: s.dtype for s in schema.features}[label]
+    head, classes = _foreign_head(files, label, dtype)
+    inputs = InputSpec(image_size=tuple(size))
+    splits = _splits(files, None, num_folds, seed)
+    return TrainData(files, None, (head,), inputs, classes, {}, splits)
+
+
+def _foreign_head(
+    files: tuple[str, ...], label: str, dtype: str
+) -> tuple[HeadSpec, dict[str, tuple[str, ...]]]:
+    """Integer labels: classes 0..max (binary when two); float labels: regression."""
+    if dtype == "float":
+        return HeadSpec(label, "regression"), {}
+    from tfrec_tools.quiet import import_tensorflow
+
+    tf = import_tensorflow()
+    spec = {label: tf.io.FixedLenFeature([], tf.int64)}
+    values = (
+        tf.data.TFRecordDataset(list(files))
+        .batch(4096)
+        .map(lambda batch: tf.io.parse_example(batch, spec)[label])
+    )
+    top = max(int(tf.reduce_max(v)) for v in values)
+    classes = tuple(str(i) for i in range(top + 1))
+    kind = "binary" if len(classes) <= 2 else "multiclass"
+    return HeadSpec(label, kind, 1 if kind == "binary" else len(classes)), {label: classes}
+
+
 def _splits(
-    files: tuple[str, ...], manifest: Manifest, num_folds: int | None, seed: int
+    files: tuple[str, ...], manifest: Manifest | None, num_folds: int | None, seed: int
 ) -> tuple[FoldSplit, ...]:
     """Folds stored by the build (shard -> fold), else K-fold over the files."""
-    fold_of = {s.file: s.fold for s in manifest.shards}
-    if manifest.folds and num_folds in (None, manifest.folds):
+    fold_of = {s.file: s.fold for s in manifest.shards} if manifest else {}
+    if manifest and manifest.folds and num_folds in (None, manifest.folds):
         folds = [fold_of[naming.base_name(f)] for f in files]
         return tuple(
             FoldSplit(
@@ -88,9 +130,7 @@ def _splits(
         )
     k = num_folds or 0
     if k < 2:
-        raise ConfigError(
-            "the shards were built without folds: pass --num-folds K to split the files K ways"
-        )
+        raise ConfigError("the shards store no folds: pass --num-folds K to split the files K ways")
     if k > len(files):
         raise ConfigError(
             f"--num-folds {k} needs at least {k} shard files; these shards have {len(files)}: "

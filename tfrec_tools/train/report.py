@@ -50,6 +50,8 @@ def _header(plan: Plan, today: str) -> str:
 
 def _data(plan: Plan) -> str:
     manifest, data = plan.data.manifest, plan.data
+    if manifest is None:
+        return f"## Data\n\n- training shards: {len(data.files)} files with no manifest (foreign)"
     lines = [
         "## Data",
         "",

@@ -16,9 +16,9 @@ from typing import Any
 
 from tfrec_tools import fs, naming
 from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
-from tfrec_tools.manifest import Manifest
+from tfrec_tools.manifest import Manifest, read_manifest
 from tfrec_tools.quiet import import_tensorflow, tf_error_text
-from tfrec_tools.read.files import load_manifest, resolve_files
+from tfrec_tools.read.files import find_manifest, resolve_files
 from tfrec_tools.schema import FOLD
 
 ID_GUESSES = ("image_id", "image_name", "id", "filename", "name")
@@ -109,12 +109,12 @@ def inspect_shards(
     """
     config = config or InspectConfig()
     files = resolve_files(paths)
-    manifest = load_manifest(files, config.manifest)
+    manifest_path = config.manifest or find_manifest(files)
+    manifest = read_manifest(manifest_path) if manifest_path else None
     schema = _first_schema(files)
     keys = _resolve_keys(config, manifest, schema)
     scan = _Scan(keys, manifest, config.deep)
     reports = [scan.file(path) for path in files]
-    manifest_path = config.manifest or (_manifest_path(files) if manifest else None)
     report = InspectReport(
         reports, schema, keys, manifest_path, problems=scan.problems, class_names=scan.classes
     )
@@ -125,12 +125,6 @@ def inspect_shards(
         _check_manifest(report, manifest, files)
     _check_leftovers(files, report)
     return report
-
-
-def _manifest_path(files: Sequence[str]) -> str | None:
-    from tfrec_tools.read.files import find_manifest
-
-    return find_manifest(files)
 
 
 def _get(features, key: str | None, default: Any = None) -> Any:

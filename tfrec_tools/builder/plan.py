@@ -9,6 +9,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -81,7 +82,7 @@ class Plan:
     unmatched: tuple[str, ...]  # image files no CSV row names
     num_rows: int  # CSV rows, or image files for an unlabeled build
 
-    @property
+    @cached_property  # serialises every planned row: computed once, read several times
     def fingerprint(self) -> str:
         """Changes whenever the options or any planned record change (guards --resume)."""
         payload = {"config": self.config.to_json(), "shards": [asdict(s) for s in self.shards]}

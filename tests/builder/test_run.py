@@ -18,7 +18,7 @@ from tfrec_tools.errors import ConfigError
 from tfrec_tools.manifest import read_manifest
 
 
-def config_for(dataset, out: Path, **options) -> BuildConfig:
+def config_for(dataset, out: Path | str, **options) -> BuildConfig:
     images, csv_path = dataset
     defaults = dict(
         image=ImageConfig(size=(16, 16)),
@@ -197,3 +197,14 @@ def test_unlabeled_build(tmp_path):
 
 def _interrupt(data, config):
     raise KeyboardInterrupt
+
+
+def test_remote_output_goes_through_gfile(dataset, tmp_path):
+    """ram:// is TensorFlow's in-memory file system: the same code path as gs://."""
+    from tfrec_tools.validate import inspect_shards
+
+    out = f"ram://{tmp_path.name}/shards"
+    report = build(config_for(dataset, out), progress=False)
+    assert report.manifest_path == f"{out}/train.manifest.json"
+    inspected = inspect_shards(out)
+    assert inspected.ok and inspected.records == 48

@@ -25,6 +25,11 @@ def base_name(path: str) -> str:
     return posixpath.basename(str(path).replace("\\", "/"))
 
 
+def folder_name(path: str) -> str:
+    """The folder of a local or ``gs://`` path, as written (``"."`` for a bare name)."""
+    return str(path)[: -len(base_name(path))].rstrip("/\\") or "."
+
+
 def index_width(num_shards: int) -> int:
     """Digits used for shard indices: at least 2, enough for the last index."""
     return max(2, len(str(max(num_shards - 1, 0))))

@@ -367,7 +367,7 @@ def _check_keys(
             f"--feature-col {manifest.group_col} to the build to store them"
         )
     if manifest is None:
-        folder = _folder_of(files[0])
+        folder = naming.folder_name(files[0])
         others = [e for e in fs.listdir(folder) if e.endswith(MANIFEST_SUFFIX)]
         if others:
             report.notes.append(
@@ -401,17 +401,13 @@ def _check_manifest(report: InspectReport, manifest: Manifest, files: Sequence[s
                 f"{_kind_text(observed.get(key))}"
             )
     by_name = {naming.base_name(f.path): f for f in report.files}
-    folder = _folder_of(files[0])
+    folder = naming.folder_name(files[0])
     for entry in manifest.shards:
         file = by_name.get(entry.file)
         if file is not None:
             _check_entry(report, entry, file, where)
         elif not fs.exists(fs.join(folder, entry.file)):
             report.problems.append(f"{fs.join(folder, entry.file)}: listed in {where} but missing")
-
-
-def _folder_of(path: str) -> str:
-    return path[: -len(naming.base_name(path))].rstrip("/") or "."
 
 
 def _check_entry(report: InspectReport, entry, file: FileReport, where: str) -> None:
@@ -430,9 +426,7 @@ def _kind_text(kind: tuple[str, int] | None) -> str:
 
 
 def _check_leftovers(files: Sequence[str], report: InspectReport) -> None:
-    folders = sorted({f[: -len(naming.base_name(f))] or "./" for f in files})
-    for folder in folders:
-        folder = folder.rstrip("/") or "."
+    for folder in sorted({naming.folder_name(f) for f in files}):
         for entry in fs.listdir(folder):
             if entry.endswith(naming.PARTIAL_SUFFIX) or (
                 entry.startswith(".") and entry.endswith(".build")

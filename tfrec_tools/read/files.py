@@ -43,7 +43,7 @@ def resolve_files(paths: str | Sequence[str]) -> list[str]:
 def find_manifest(files: Sequence[str]) -> str | None:
     """The ``*.manifest.json`` in the shards' folder whose shard list holds every one of the
     files (by base name), or None."""
-    folders = {_folder(f) for f in files}
+    folders = {naming.folder_name(f) for f in files}
     if len(folders) != 1:
         return None
     folder = folders.pop()
@@ -87,7 +87,3 @@ def probe_schema(path: str) -> Schema:
         length = len(getattr(feature, kind).value)
         specs.append(FeatureSpec(key, kinds[kind], () if length == 1 else (length,)))
     return Schema(tuple(specs))
-
-
-def _folder(path: str) -> str:
-    return path[: -len(naming.base_name(path))].rstrip("/") or "."

@@ -17,3 +17,7 @@ class DataError(TfrecError):
 
 class ShardError(TfrecError):
     """A shard file or its manifest is missing, damaged or inconsistent."""
+
+
+class ClusterError(TfrecError):
+    """Multi-worker training lost a worker, or could not reach one."""

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -385,3 +390,72 @@ def test_foreign_shards_train_with_k_fold_over_files(tmp_path):
         f"ISIC_{f}_{i}" for f in range(4) for i in range(8)
     )
     assert {r["target_true"] for r in oof} == {"0", "1"} and "target" in oof[0]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_train_and_only_the_chief_writes(shards, tmp_path):
+    """Two `tfrec train` processes on 127.0.0.1 under MultiWorkerMirroredStrategy."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+        }
+        command = [sys.executable, "-c", "from tfrec_tools.cli import main; main()", "train"]
+        command += [f"{shards}/train*.tfrec", "--test", f"{shards}/test*.tfrec"]
+        command += ["--out", str(tmp_path / f"run{index}"), *FAST]
+        workers.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        )
+    try:
+        outputs = [w.communicate(timeout=600)[0].decode() for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output
+        assert (
+            "device: CPU (2 workers, 2 replicas, MultiWorkerMirroredStrategy); global batch 16"
+            in output
+        )
+        assert "fold 1: best epoch" in output
+    chief = tmp_path / "run0"
+    oof = read_rows(chief / "oof.csv")
+    assert sorted(r["image_id"] for r in oof) == sorted(f"img{i:03d}" for i in range(48))
+    assert [r["image_id"] for r in read_rows(chief / "submission.csv")] == [
+        f"t{i}" for i in range(6)
+    ]
+    history = read_rows(chief / "history.csv")
+    assert [(r["fold"], r["epoch"]) for r in history] == [
+        ("0", "0"),
+        ("0", "1"),
+        ("1", "0"),
+        ("1", "1"),
+    ]
+    # The workers validate together, the chief predicts alone (no TTA): the same model, so
+    # the same scores; the loss differs if each worker kept its own batch-norm statistics.
+    per_fold = json.loads((chief / "metrics.json").read_text())["per_fold"]
+    for fold in ("0", "1"):
+        best = max(
+            (r for r in history if r["fold"] == fold), key=lambda r: float(r["val_accuracy"])
+        )
+        assert float(best["val_loss"]) == pytest.approx(
+            per_fold[fold]["label"]["log_loss"], rel=1e-5
+        )
+    for name in ("fold-0.weights.h5", "fold-1.weights.h5", "model.json", "metrics.json"):
+        assert (chief / name).exists(), name
+    assert next((chief / "reports").glob("*.md"))
+    assert not (tmp_path / "run1").exists(), "a worker that is not the chief wrote files"

@@ -163,34 +163,14 @@ def test_fold_callbacks_checkpoint_the_best_epoch_and_restore_it(tmp_path):
     assert len(read_csv(tmp_path / "history.csv")[1]) == 3
 
 
-def test_fold_callbacks_write_nothing_off_the_chief(tmp_path):
-    x, y = linear_data()
-    callbacks = fold_callbacks(
-        fold=0,
-        run_dir=str(tmp_path),
-        monitor="loss",
-        mode="min",
-        patience=1,
-        schedule=ScheduleConfig(kind="constant", lr_max=0.01),
-        epochs=2,
-        global_batch=1,
-        history_path=str(tmp_path / "history.csv"),
-        is_chief=False,
-    )
-    tiny_model(0.01).fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=callbacks)
-    assert os.listdir(tmp_path) == []
-
-
 @pytest.mark.parametrize(
-    ("is_chief", "patience", "kinds"),
+    ("patience", "kinds"),
     [
-        (True, 3, ["ModelCheckpoint", "EarlyStopping", "LearningRateScheduler", "EpochLog"]),
-        (True, None, ["ModelCheckpoint", "LearningRateScheduler", "EpochLog"]),
-        (False, 3, ["EarlyStopping", "LearningRateScheduler"]),
-        (False, None, ["LearningRateScheduler"]),
+        (3, ["ModelCheckpoint", "EarlyStopping", "LearningRateScheduler", "EpochLog"]),
+        (None, ["ModelCheckpoint", "LearningRateScheduler", "EpochLog"]),
     ],
 )
-def test_fold_callbacks_composition(tmp_path, is_chief, patience, kinds):
+def test_fold_callbacks_composition(tmp_path, patience, kinds):
     callbacks = fold_callbacks(
         fold=1,
         run_dir=str(tmp_path),
@@ -201,7 +181,6 @@ def test_fold_callbacks_composition(tmp_path, is_chief, patience, kinds):
         epochs=10,
         global_batch=16,
         history_path=str(tmp_path / "history.csv"),
-        is_chief=is_chief,
     )
     assert [type(c).__name__ for c in callbacks] == kinds
     for callback in callbacks:

@@ -158,7 +158,8 @@ def train_command(
     result = run_training(config, say=click.echo)
     if result.submission_path:
         click.echo(f"submission: {result.submission_path}")
-    click.echo(f"report: {result.report_path}")
+    if result.report_path:
+        click.echo(f"report: {result.report_path}")
 
 
 @click.command("predict")

@@ -39,11 +39,14 @@ def fold_callbacks(
     epochs: int,
     global_batch: int,
     history_path: str,
-    is_chief: bool = True,
 ) -> list[keras.callbacks.Callback]:
-    """The callbacks for one fold's ``fit``, in this order: the best-weights checkpoint
-    (chief only), early stopping that restores the best weights (unless ``patience`` is
-    None), the learning-rate callbacks of ``schedule``, and the EpochLog (chief only).
+    """The callbacks for one fold's ``fit``, in this order: the best-weights checkpoint,
+    early stopping that restores the best weights (unless ``patience`` is None), the
+    learning-rate callbacks of ``schedule``, and the EpochLog.
+
+    Every worker of a multi-worker run needs all of them (saving reads distributed
+    variables, which may run collective ops that every worker must join); workers other
+    than the chief point ``run_dir`` and ``history_path`` at a scratch folder.
 
     Raises:
         ConfigError: a negative fold or patience, or a bad monitor, mode or schedule size.
@@ -56,17 +59,15 @@ def fold_callbacks(
             f"`patience` must be None or an integer >= 0. Received: patience={patience!r}"
         )
     check_monitor(monitor, mode)
-    callbacks: list[keras.callbacks.Callback] = []
-    if is_chief:
-        callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                checkpoint_path(run_dir, fold),
-                monitor=monitor,
-                mode=mode,
-                save_best_only=True,
-                save_weights_only=True,
-            )
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.ModelCheckpoint(
+            checkpoint_path(run_dir, fold),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
         )
+    ]
     if patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -76,8 +77,7 @@ def fold_callbacks(
     callbacks += lr_callbacks(
         schedule, epochs=epochs, global_batch=global_batch, monitor=monitor, mode=mode
     )
-    if is_chief:
-        callbacks.append(EpochLog(history_path, fold))
+    callbacks.append(EpochLog(history_path, fold))
     return callbacks
 
 

@@ -19,6 +19,13 @@ from tfrec_tools.read.pipeline import ReadConfig, get_dataset
 from tfrec_tools.train.callbacks import checkpoint_path, fold_callbacks
 from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.data import FoldSplit, TrainData
+from tfrec_tools.train.distribute import (
+    adapt_model,
+    is_collective,
+    validation_steps,
+    worker_callbacks,
+    worker_input,
+)
 from tfrec_tools.train.models import build_model, compile_model, monitor_for
 from tfrec_tools.train.schedules import initial_lr
 from tfrec_tools.train.strategy import Device
@@ -26,6 +33,9 @@ from tfrec_tools.train.tta import Predictions, predict_tta
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
+# Worker k of a multi-worker run seeds its reader with seed + fold + k x this: its own
+# shuffling and augmentations, the same ones on every rerun.
+WORKER_SEED_STRIDE = 1000
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class FoldResult:
     best_epoch: int  # 0-based
     epochs_run: int
     history: dict[str, list[float]]
-    oof: Predictions
+    oof: Predictions | None  # None on a worker that is not the chief
     test: Predictions | None
 
 
@@ -49,9 +59,14 @@ class Plan:
     augment: Any  # AugmentConfig used for training and TTA passes
     test_files: tuple[str, ...]
     monitor: tuple[str, str]
+    # Where the callbacks write checkpoints and history: the run folder on the chief, a
+    # scratch folder on other workers (they must run the same callbacks; see fold_callbacks).
+    callback_dir: str
 
 
-def make_plan(config: TrainConfig, data: TrainData, device: Device, test_files) -> Plan:
+def make_plan(
+    config: TrainConfig, data: TrainData, device: Device, test_files, callback_dir: str
+) -> Plan:
     augment = augment_config(config.augment)
     return Plan(
         config,
@@ -61,17 +76,20 @@ def make_plan(config: TrainConfig, data: TrainData, device: Device, test_files) 
         augment,
         tuple(test_files),
         monitor_for(data.heads),
+        callback_dir,
     )
 
 
 def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
-    config, data = plan.config, plan.data
+    """Train one fold; the chief (every run on one machine) then predicts it and the test
+    shards. Other workers of a multi-worker run return no predictions."""
+    config, data, device = plan.config, plan.data, plan.device
     steps = _steps_per_epoch(plan, split)
     say(
         f"fold {split.fold}: {len(split.train)} train shards ({steps} steps/epoch), "
         f"{len(split.valid)} validation shards"
     )
-    with plan.device.strategy.scope():
+    with device.strategy.scope():
         model = build_model(config.model, data.inputs, data.heads)
         compile_model(
             model,
@@ -79,11 +97,16 @@ def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
             learning_rate=initial_lr(config.schedule, global_batch=plan.global_batch),
             loss_weights=dict(config.loss_weights) or None,
         )
+    adapt_model(model, device)
+    oof = test = None
     with _shard_errors(split):
         history = _fit(plan, split, model, steps)
         best = _best_epoch(history, plan.monitor)
-        oof = _predict(plan, model, split.valid, labeled=True)
-        test = _predict(plan, model, plan.test_files, labeled=False) if plan.test_files else None
+        if device.is_chief:
+            model = _best_model(plan, split.fold, model)
+            oof = _predict(plan, model, split.valid, labeled=True)
+            if plan.test_files:
+                test = _predict(plan, model, plan.test_files, labeled=False)
     say(
         f"fold {split.fold}: best epoch {best + 1} of {len(history['loss'])} "
         f"({plan.monitor[0]} {history[plan.monitor[0]][best]:.4f})"
@@ -92,27 +115,43 @@ def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
 
 
 def _fit(plan: Plan, split: FoldSplit, model, steps: int) -> dict[str, list[float]]:
-    """Train, then load the best epoch's weights (the checkpoint)."""
-    config, data = plan.config, plan.data
-    history = model.fit(
-        get_dataset(split.train, _train_read(plan, split.fold), data.manifest),
-        epochs=config.epochs,
-        steps_per_epoch=steps,
-        validation_data=get_dataset(split.valid, _eval_read(plan), data.manifest),
-        validation_steps=-(-naming.count_data_items(split.valid) // plan.global_batch),
-        shuffle=False,  # the reader shuffles; Keras cannot shuffle a tf.data pipeline
-        callbacks=_callbacks(plan, split.fold),
-        verbose=config.verbose,
-    ).history
-    checkpoint = checkpoint_path(config.run_dir, split.fold)
-    if not fs.exists(checkpoint):
+    config, device = plan.config, plan.device
+    train = worker_input(
+        device, split.train, plan.global_batch, _train_dataset(plan, split.fold), split_files=True
+    )
+    valid = worker_input(
+        device, split.valid, plan.global_batch, _eval_dataset(plan), split_files=False
+    )
+    with device.strategy.scope():  # adapt_model: Keras takes the strategy from the scope
+        history = model.fit(
+            train,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            validation_data=valid,
+            validation_steps=validation_steps(device, split.valid, plan.global_batch),
+            shuffle=False,  # the reader shuffles; Keras cannot shuffle a tf.data pipeline
+            callbacks=_callbacks(plan, split.fold),
+            verbose=config.verbose,
+        ).history
+    monitored = np.asarray(history.get(plan.monitor[0], []), dtype=float)
+    if not np.isfinite(monitored).any():  # the same history on every worker: all stop here
         raise ConfigError(
             f"fold {split.fold}: no epoch gave a usable {plan.monitor[0]} "
             f"({history.get(plan.monitor[0])}), so no checkpoint was written: lower the learning "
             "rate (--lr-max) or check the labels"
         )
-    model.load_weights(checkpoint)
     return history
+
+
+def _best_model(plan: Plan, fold: int, model):
+    """The best epoch's weights (the checkpoint), in ``model``; on several workers in a plain
+    copy, so that predicting on the chief alone runs no collective ops."""
+    if is_collective(plan.device):
+        model = build_model(
+            replace(plan.config.model, weights=None), plan.data.inputs, plan.data.heads
+        )
+    model.load_weights(checkpoint_path(plan.config.run_dir, fold))
+    return model
 
 
 @contextmanager
@@ -140,15 +179,28 @@ def _steps_per_epoch(plan: Plan, split: FoldSplit) -> int:
     return steps
 
 
-def _train_read(plan: Plan, fold: int) -> ReadConfig:
-    return ReadConfig(
-        batch_size=plan.global_batch,
-        image_size=plan.data.image_size,
-        training=True,
-        augment=plan.augment,
-        cache=plan.config.cache,
-        seed=plan.config.seed + fold,
-    )
+def _train_dataset(plan: Plan, fold: int):
+    def make(files: tuple[str, ...], batch_size: int, worker: int):
+        read = ReadConfig(
+            batch_size=batch_size,
+            image_size=plan.data.image_size,
+            training=True,
+            augment=plan.augment,
+            cache=plan.config.cache,
+            seed=plan.config.seed + fold + WORKER_SEED_STRIDE * worker,
+        )
+        return get_dataset(files, read, plan.data.manifest)
+
+    return make
+
+
+def _eval_dataset(plan: Plan):
+    def make(files: tuple[str, ...], batch_size: int, worker: int):
+        return get_dataset(
+            files, replace(_eval_read(plan), batch_size=batch_size), plan.data.manifest
+        )
+
+    return make
 
 
 def _eval_read(plan: Plan) -> ReadConfig:
@@ -162,17 +214,16 @@ def _eval_read(plan: Plan) -> ReadConfig:
 
 def _callbacks(plan: Plan, fold: int) -> list:
     config = plan.config
-    return fold_callbacks(
+    return worker_callbacks(plan.device) + fold_callbacks(
         fold=fold,
-        run_dir=config.run_dir,
+        run_dir=plan.callback_dir,
         monitor=plan.monitor[0],
         mode=plan.monitor[1],
         patience=config.patience,
         schedule=config.schedule,
         epochs=config.epochs,
         global_batch=plan.global_batch,
-        history_path=f"{config.run_dir}/history.csv",
-        is_chief=plan.device.is_chief,
+        history_path=fs.join(plan.callback_dir, "history.csv"),
     )
 
 

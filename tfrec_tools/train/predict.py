@@ -95,7 +95,7 @@ def predict(
     if missing:
         raise ConfigError(f"{missing[0]} is missing: train that fold again, or copy the file back")
     weights = outputs.normalised_weights(fold_weights or _run_weights(run_dir, card), card.folds)
-    device = detect_device()
+    device = detect_device(multi_worker=False)  # one process predicts; TF_CONFIG is ignored
     read = ReadConfig(
         batch_size=device.global_batch(batch_size),
         image_size=card.inputs.image_size,

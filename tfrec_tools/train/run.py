@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tfrec_tools import fs
@@ -19,6 +21,11 @@ from tfrec_tools.train.data import (
     check_test_size,
     chosen_splits,
     training_data,
+)
+from tfrec_tools.train.distribute import (
+    check_shards_per_worker,
+    wait_for_workers,
+    worker_errors,
 )
 from tfrec_tools.train.kfold import FoldResult, Plan, make_plan, run_fold
 from tfrec_tools.train.predict import ModelCard, save_card
@@ -41,9 +48,9 @@ class TrainResult:
     run_dir: str
     device: str
     folds: tuple[FoldResult, ...]
-    scores: outputs.Scores
+    scores: outputs.Scores | None  # None: a worker that is not the chief
     submission_path: str | None
-    report_path: str
+    report_path: str | None
 
 
 def run_training(config: TrainConfig, say: Callable[[str], None] = log.info) -> TrainResult:
@@ -52,23 +59,32 @@ def run_training(config: TrainConfig, say: Callable[[str], None] = log.info) -> 
     Raises:
         ConfigError: options that the shards or the run folder cannot satisfy.
         ShardError: unreadable shards, or TTA predictions that do not line up with the ids.
+        ClusterError: a worker of a multi-worker run stopped or could not be reached.
     """
-    _prepare_run_dir(config)
+    device = detect_device()  # first: multi-worker collectives are set up before any op
+    _prepare_run_dir(config, device)
     data = training_data(
         config.shards, image_size=config.image_size, num_folds=config.num_folds, seed=config.seed
     )
     splits = chosen_splits(data, config.folds)
+    for split in splits:
+        check_shards_per_worker(split.fold, split.train, device)
     if config.fold_weights is not None:  # a wrong count must fail now, not after training
         outputs.normalised_weights(config.fold_weights, [s.fold for s in splits])
     test_files = _test_files(config, data)
-    device = detect_device()
     say(f"device: {device.describe()}; global batch {device.global_batch(config.batch_size)}")
     _seed(config, device)
-    outputs.write_json(config.to_json(), fs.join(config.run_dir, "config.json"))
-    plan = make_plan(config, data, device, test_files)
-    results = tuple(run_fold(plan, split, say) for split in splits)
-    save_card(_card(plan, results), config.run_dir)
-    return _finish(plan, results, say)
+    if device.is_chief:
+        outputs.write_json(config.to_json(), fs.join(config.run_dir, "config.json"))
+    with worker_errors(device), _callback_dir(config, device) as callback_dir:
+        plan = make_plan(config, data, device, test_files, callback_dir)
+        results = tuple(run_fold(plan, split, say) for split in splits)
+        result = _finish(plan, results, say) if device.is_chief else None
+        wait_for_workers(device)
+    if result is None:
+        say("done: the chief writes the predictions and the report")
+        return TrainResult(config.run_dir, device.describe(), results, None, None, None)
+    return result
 
 
 def _card(plan: Plan, results: tuple[FoldResult, ...]) -> ModelCard:
@@ -85,8 +101,13 @@ def _card(plan: Plan, results: tuple[FoldResult, ...]) -> ModelCard:
     )
 
 
-def _prepare_run_dir(config: TrainConfig) -> None:
-    fs.makedirs(config.run_dir)
+def _prepare_run_dir(config: TrainConfig, device: Device) -> None:
+    """Refuse a folder holding results unless --overwrite; the chief then clears them.
+    Other workers only look (the folder may be shared with the chief, or not exist here)."""
+    if device.is_chief:
+        fs.makedirs(config.run_dir)
+    elif not fs.isdir(config.run_dir):
+        return
     existing = [
         name
         for name in fs.listdir(config.run_dir)
@@ -97,8 +118,19 @@ def _prepare_run_dir(config: TrainConfig) -> None:
             f"{config.run_dir} already holds the results of a run ({', '.join(existing[:3])}); "
             "pass --overwrite to replace them, or choose another --out"
         )
-    for name in existing:
-        fs.remove(fs.join(config.run_dir, name))
+    if device.is_chief:
+        for name in existing:
+            fs.remove(fs.join(config.run_dir, name))
+
+
+@contextmanager
+def _callback_dir(config: TrainConfig, device: Device) -> Iterator[str]:
+    """The run folder on the chief; elsewhere a scratch folder, removed afterwards."""
+    if device.is_chief:
+        yield config.run_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="tfrec-worker-") as scratch:
+        yield scratch
 
 
 def _test_files(config: TrainConfig, data: TrainData) -> tuple[str, ...]:
@@ -131,6 +163,7 @@ def _finish(plan: Plan, results: tuple[FoldResult, ...], say) -> TrainResult:
     from tfrec_tools.train.report import write_report
 
     config, data = plan.config, plan.data
+    save_card(_card(plan, results), config.run_dir)
     oof = [(r.fold, r.oof) for r in results]
     outputs.write_csv(outputs.oof_frame(oof, data.heads, data.classes), _out(config, "oof.csv"))
     scores = outputs.scores(oof, data.heads)

@@ -1,14 +1,21 @@
-"""The distribution strategy: TPU -> several GPUs -> one GPU -> CPU, detected once."""
+"""The distribution strategy, detected once: several workers named by ``TF_CONFIG`` ->
+TPU -> several GPUs -> one GPU -> CPU."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
+from tfrec_tools.errors import ConfigError
 from tfrec_tools.quiet import import_tensorflow
 
 log = logging.getLogger(__name__)
+# The task types MultiWorkerMirroredStrategy trains with; "evaluator" tasks are not part of
+# the collective ring and "ps" belongs to ParameterServerStrategy.
+COLLECTIVE_TASKS = ("chief", "worker")
 
 
 @dataclass(frozen=True)
@@ -17,34 +24,116 @@ class Device:
 
     strategy: Any  # tf.distribute.Strategy
     kind: str  # "TPU", "GPU" or "CPU"
-    replicas: int
-    workers: int = 1
-    is_chief: bool = True
+    replicas: int  # in sync, over every worker
+    workers: int = 1  # processes (hosts) that each run an input pipeline
+    is_chief: bool = True  # the one worker that writes checkpoints and results
 
     def describe(self) -> str:
         where = f"{self.workers} workers, " if self.workers > 1 else ""
-        return f"{self.kind} ({where}{self.replicas} replicas, {type(self.strategy).__name__})"
+        # TensorFlow's class behind tf.distribute.MultiWorkerMirroredStrategy has an old name
+        name = type(self.strategy).__name__.replace(
+            "CollectiveAllReduceStrategy", "MultiWorkerMirroredStrategy"
+        )
+        return f"{self.kind} ({where}{self.replicas} replicas, {name})"
 
     def global_batch(self, per_replica: int) -> int:
         """Per-replica batch x replicas: the one place the batch is scaled."""
         return per_replica * self.replicas
 
 
-def detect_device() -> Device:
-    """TPU when a TPU cluster resolves, else MirroredStrategy over several GPUs, else the
-    default strategy on the one GPU or the CPU."""
+def detect_device(multi_worker: bool = True) -> Device:
+    """MultiWorkerMirroredStrategy when ``TF_CONFIG`` names several workers (and
+    ``multi_worker``), else TPUStrategy when a TPU cluster resolves, else MirroredStrategy
+    over several GPUs, else the default strategy on the one GPU or the CPU.
+
+    Call it before any other TensorFlow op: collective ops are configured at start-up.
+
+    Raises:
+        ConfigError: TF_CONFIG is not valid JSON or names a cluster we cannot train on.
+    """
     tf = import_tensorflow()
+    cluster = cluster_from_env() if multi_worker else None
+    if cluster is not None:
+        return _multi_worker(tf, cluster)
     tpu = _tpu_resolver(tf)
     if tpu is not None:
         tf.config.experimental_connect_to_cluster(tpu)
         tf.tpu.experimental.initialize_tpu_system(tpu)
         strategy = tf.distribute.TPUStrategy(tpu)
-        return Device(strategy, "TPU", strategy.num_replicas_in_sync)
+        return Device(
+            strategy, "TPU", strategy.num_replicas_in_sync, workers=strategy.extended.num_hosts
+        )
     gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) > 1:
         strategy = tf.distribute.MirroredStrategy()
         return Device(strategy, "GPU", strategy.num_replicas_in_sync)
     return Device(tf.distribute.get_strategy(), "GPU" if gpus else "CPU", 1)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What ``TF_CONFIG`` says: how many training tasks, and which one this process is."""
+
+    tasks: int
+    task_type: str
+    task_index: int
+    is_chief: bool
+
+
+def cluster_from_env() -> Cluster | None:
+    """The cluster ``TF_CONFIG`` describes, or None when it is unset or names one task.
+
+    Raises:
+        ConfigError: malformed JSON, a parameter-server cluster, or a task not in the cluster.
+    """
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        spec, task = config.get("cluster", {}), config.get("task", {})
+        task_type, task_index = task.get("type"), int(task.get("index", 0))
+    except (ValueError, AttributeError, TypeError) as err:
+        raise ConfigError(
+            f"TF_CONFIG is not valid: {err}. Expected JSON like "
+            '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        ) from None
+    extra = sorted(set(spec) - set(COLLECTIVE_TASKS) - {"evaluator"})
+    if extra:
+        raise ConfigError(
+            f"TF_CONFIG names {extra} tasks: tfrec train runs MultiWorkerMirroredStrategy, "
+            "whose cluster holds only 'chief' and 'worker' tasks"
+        )
+    tasks = sum(len(spec.get(name, [])) for name in COLLECTIVE_TASKS)
+    if tasks <= 1:
+        return None
+    if task_type not in COLLECTIVE_TASKS or not 0 <= task_index < len(spec.get(task_type, [])):
+        raise ConfigError(
+            f"TF_CONFIG: this process is task {task_type!r} #{task_index}, which its cluster "
+            f"{json.dumps(spec)} does not list; set task.type and task.index per process"
+        )
+    is_chief = task_type == "chief" or ("chief" not in spec and task_index == 0)
+    return Cluster(tasks, task_type, task_index, is_chief)
+
+
+def _multi_worker(tf, cluster: Cluster) -> Device:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    log.info(
+        "multi-worker: task %s #%d of %d (%s)",
+        cluster.task_type,
+        cluster.task_index,
+        cluster.tasks,
+        "chief" if cluster.is_chief else "not chief",
+    )
+    return Device(
+        strategy,
+        kind,
+        strategy.num_replicas_in_sync,
+        workers=cluster.tasks,
+        is_chief=cluster.is_chief,
+    )
 
 
 def _tpu_resolver(tf):

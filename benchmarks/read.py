@@ -63,15 +63,14 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_NAME = "read-results.json"
 TARGETS = {  # name: (numerator, denominator, minimum ratio; None: shown for information)
     "ours no-aug / decode limit": ("ours, no aug", "decode limit (decode_jpeg only)", 0.9),
-    "ours standard aug / baseline aug": ("ours, standard aug", "baseline, aug", 2.0),
-    "ours decoded cache / baseline": ("ours, cache=decoded", "baseline, no aug", 3.0),
-    # like for like, not issue targets: the same augmentations on both sides
-    "ours same ops / baseline aug": ("ours, baseline's aug ops", "baseline, aug", None),
+    # the issue's "with the standard set": the same augmentations on both sides
     "ours standard / baseline full aug": (
         "ours, standard aug",
         "baseline, full reference aug",
-        None,
+        2.0,
     ),
+    "ours decoded cache / baseline": ("ours, cache=decoded", "baseline, no aug", 3.0),
+    "ours same ops / baseline aug": ("ours, baseline's aug ops", "baseline, aug", None),
 }
 
 

@@ -136,6 +136,29 @@ def test_flip_left_right_mirrors_the_image_or_leaves_it():
 
 
 @pytest.mark.parametrize("fill_mode", FILL_MODES)
+def test_flips_folded_into_the_affine_equal_flipping_first(fill_mode):
+    """augment_image mirrors the gather's source indices; the result must be pixel for pixel
+    tf.image's stateless flips (same seed slots) followed by the affine transform."""
+    config = replace(OFF, flip_left_right=True, flip_up_down=True, rotation=15.0, shift=0.1)
+    config = replace(config, fill_mode=fill_mode)
+    image = noise(21, 34)
+    outcomes = set()
+    for i in range(12):
+        seed = tf.constant((i, 7), tf.int64)
+        seeds = tf.random.experimental.stateless_split(seed, num=8)  # the _SLOTS order
+        flipped = tf.image.stateless_random_flip_left_right(tf.constant(image), seeds[0])
+        flipped = tf.image.stateless_random_flip_up_down(flipped, seeds[1])
+        expected = affine_transform(flipped, random_affine(config, seeds[2]), fill_mode=fill_mode)
+        np.testing.assert_array_equal(augment_image(tf.constant(image), config, seed), expected)
+        outcomes.add(
+            tuple(
+                np.array_equal(flipped.numpy()[::a, ::b], image) for a in (-1, 1) for b in (-1, 1)
+            )
+        )
+    assert len(outcomes) == 4  # every combination of the two flips happened
+
+
+@pytest.mark.parametrize("fill_mode", FILL_MODES)
 def test_identity_affine_is_the_identity(fill_mode):
     image = noise(20, 33)
     np.testing.assert_array_equal(affine_transform(image, Affine(), fill_mode=fill_mode), image)
@@ -218,6 +241,26 @@ def test_neutral_colour_ranges_round_trip_within_one_level():
     config = replace(OFF, saturation=(1.0, 1.0), contrast=(1.0, 1.0))
     out = run_augment(image, config).astype(int)
     assert np.abs(out - image).max() <= 1
+
+
+def test_saturation_zero_is_the_luma_grey_and_keeps_the_grey_level():
+    image = noise(16, 24)
+    grey = run_augment(image, replace(OFF, saturation=(0.0, 0.0))).astype(float)
+    luma = image.astype(float) @ [0.299, 0.587, 0.114]
+    for channel in range(3):
+        assert np.abs(grey[..., channel] - luma).max() <= 0.5 + 1e-3
+    strong = run_augment(image, replace(OFF, saturation=(2.0, 2.0))).astype(float)
+    inside = np.all((strong > 0) & (strong < 255), axis=-1)  # not clipped
+    assert np.abs((strong @ [0.299, 0.587, 0.114]) - luma)[inside].max() <= 1.0
+
+
+def test_contrast_scales_each_channel_about_its_mean():
+    image = noise(16, 24).astype(np.uint8) // 2 + 64  # 64..191: no clipping at 1.5x
+    for factor in (0.5, 1.5):
+        out = run_augment(image, replace(OFF, contrast=(factor, factor))).astype(float)
+        mean = image.reshape(-1, 3).mean(axis=0)
+        expected = mean + factor * (image - mean)
+        assert np.abs(out - expected).max() <= 0.5 + 1e-3
 
 
 def test_brightness_shifts_every_pixel_by_one_delta():

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from tfrec_tools.errors import ClusterError, ConfigError
+from tfrec_tools.train.data import FoldSplit
 from tfrec_tools.train.distribute import (
-    check_shards_per_worker,
+    check_worker_shares,
     is_collective,
     validation_steps,
     worker_errors,
@@ -78,9 +79,26 @@ def test_validation_steps(workers, replicas, global_batch, steps):
 
 
 def test_fewer_training_shards_than_workers_is_refused():
-    check_shards_per_worker(0, FILES[:2], device(2, 2))
+    said, even = [], ("a-10.tfrec", "b-10.tfrec")
+    check_worker_shares([FoldSplit(0, even, ())], device(2, 2), said.append)
+    assert said == []
     with pytest.raises(ConfigError, match="fold 3 trains on 2 shard files, but 3 workers"):
-        check_shards_per_worker(3, FILES[:2], device(3, 3))
+        check_worker_shares([FoldSplit(3, even, ())], device(3, 3), said.append)
+    check_worker_shares([FoldSplit(0, (), ())], device(1, 1), said.append)  # one machine
+
+
+def test_uneven_shares_are_noted():
+    said = []
+    # 5 shards of 10 records over 2 workers: 30 and 20 records
+    files = tuple(f"s{i}-10.tfrec" for i in range(5))
+    check_worker_shares([FoldSplit(1, files, ())], device(2, 2), said.append)
+    assert said == [
+        "note: fold 1's training records split unevenly over the workers (20 to 30), so the "
+        "smaller shares are seen more often: use a shard count that divides evenly between "
+        "the workers"
+    ]
+    check_worker_shares([FoldSplit(1, files[:4], ())], device(2, 2), said.append)
+    assert len(said) == 1
 
 
 def test_a_lost_worker_is_one_line():

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from tfrec_tools.errors import ConfigError
+from tfrec_tools.train import strategy
 from tfrec_tools.train.strategy import Cluster, cluster_from_env, detect_device
 
 
@@ -70,6 +71,10 @@ def test_bad_tf_config_is_a_config_error(monkeypatch, text, message):
 
 
 def test_one_process_ignores_tf_config_when_asked(monkeypatch):
+    def refuse():  # creating the strategy would wait forever for the other worker
+        raise AssertionError("TF_CONFIG was read")
+
+    monkeypatch.setattr(strategy, "cluster_from_env", refuse)
     set_config(monkeypatch, {"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1})
     device = detect_device(multi_worker=False)
     assert (device.workers, device.is_chief, device.kind) == (1, True, "CPU")

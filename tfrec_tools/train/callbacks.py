@@ -44,9 +44,10 @@ def fold_callbacks(
     early stopping that restores the best weights (unless ``patience`` is None), the
     learning-rate callbacks of ``schedule``, and the EpochLog.
 
-    Every worker of a multi-worker run needs all of them (saving reads distributed
-    variables, which may run collective ops that every worker must join); workers other
-    than the chief point ``run_dir`` and ``history_path`` at a scratch folder.
+    Every worker of a multi-worker run needs the checkpoint callback too: with it on the
+    chief alone, the workers' collective ops went out of step at the first save (observed
+    with Keras 3.15: a broadcast on the chief met an all-reduce on the other worker).
+    Workers other than the chief point ``run_dir`` and ``history_path`` at a scratch folder.
 
     Raises:
         ConfigError: a negative fold or patience, or a bad monitor, mode or schedule size.

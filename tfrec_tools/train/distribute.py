@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from tfrec_tools import naming
 from tfrec_tools.errors import ClusterError, ConfigError
 from tfrec_tools.quiet import import_tensorflow, tf_error_text
+from tfrec_tools.train.data import FoldSplit
 from tfrec_tools.train.strategy import Device
 
 import_tensorflow()  # quiet TF start-up first: Keras 3 loads its TF backend on import
@@ -34,14 +35,37 @@ def is_collective(device: Device) -> bool:
     return device.workers > 1 and device.kind != "TPU"
 
 
-def check_shards_per_worker(fold: int, train_files: Sequence[str], device: Device) -> None:
-    """Raises ConfigError when a worker would get no training shard of ``fold``."""
-    if len(train_files) < device.workers:
-        raise ConfigError(
-            f"fold {fold} trains on {len(train_files)} shard files, but {device.workers} "
-            "workers each read their own files: build with more shards (--shards; about 10 "
-            "per worker or more) or run fewer workers"
-        )
+def check_worker_shares(
+    splits: Sequence[FoldSplit], device: Device, say: Callable[[str], None]
+) -> None:
+    """Refuse folds that leave a worker without a training shard; note uneven shares.
+
+    Every worker takes the same number of records per step from its own files, so a worker
+    with fewer records repeats them more often: 5 equal shards on 2 workers show the records
+    of the 2-shard share 1.5 times as often as the others.
+
+    Raises:
+        ConfigError: a fold has fewer training shard files than there are workers.
+    """
+    if device.workers == 1:
+        return
+    for split in splits:
+        files = split.train
+        if len(files) < device.workers:
+            raise ConfigError(
+                f"fold {split.fold} trains on {len(files)} shard files, but {device.workers} "
+                "workers each read their own files: build with more shards (--shards; about "
+                "10 per worker or more) or run fewer workers"
+            )
+        shares = [
+            naming.count_data_items(files[i :: device.workers]) for i in range(device.workers)
+        ]
+        if max(shares) > 1.1 * min(shares):
+            say(
+                f"note: fold {split.fold}'s training records split unevenly over the workers "
+                f"({min(shares)} to {max(shares)}), so the smaller shares are seen more often: "
+                "use a shard count that divides evenly between the workers"
+            )
 
 
 def worker_input(
@@ -75,6 +99,12 @@ def validation_steps(device: Device, files: Sequence[str], global_batch: int) ->
         return math.ceil(records / global_batch)
     batches = math.ceil(records / (global_batch // device.replicas))
     return math.ceil(batches / (device.replicas // device.workers))
+
+
+def fit_scope(device: Device) -> Any:
+    """Where to call ``fit``: inside the strategy's scope on several workers (see
+    ``adapt_model``), elsewhere as Keras expects, outside."""
+    return device.strategy.scope() if is_collective(device) else nullcontext()
 
 
 def adapt_model(model: Any, device: Device) -> None:

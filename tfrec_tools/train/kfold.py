@@ -21,6 +21,7 @@ from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.data import FoldSplit, TrainData
 from tfrec_tools.train.distribute import (
     adapt_model,
+    fit_scope,
     is_collective,
     validation_steps,
     worker_callbacks,
@@ -60,7 +61,7 @@ class Plan:
     test_files: tuple[str, ...]
     monitor: tuple[str, str]
     # Where the callbacks write checkpoints and history: the run folder on the chief, a
-    # scratch folder on other workers (they must run the same callbacks; see fold_callbacks).
+    # scratch folder on other workers (they must save too; see fold_callbacks).
     callback_dir: str
 
 
@@ -122,7 +123,7 @@ def _fit(plan: Plan, split: FoldSplit, model, steps: int) -> dict[str, list[floa
     valid = worker_input(
         device, split.valid, plan.global_batch, _eval_dataset(plan), split_files=False
     )
-    with device.strategy.scope():  # adapt_model: Keras takes the strategy from the scope
+    with fit_scope(device):
         history = model.fit(
             train,
             epochs=config.epochs,

@@ -22,14 +22,10 @@ from tfrec_tools.train.data import (
     chosen_splits,
     training_data,
 )
-from tfrec_tools.train.distribute import (
-    check_shards_per_worker,
-    wait_for_workers,
-    worker_errors,
-)
+from tfrec_tools.train.distribute import check_worker_shares, wait_for_workers, worker_errors
 from tfrec_tools.train.kfold import FoldResult, Plan, make_plan, run_fold
 from tfrec_tools.train.predict import ModelCard, save_card
-from tfrec_tools.train.strategy import Device, detect_device
+from tfrec_tools.train.strategy import Device, cluster_from_env, detect_device
 
 log = logging.getLogger(__name__)
 # What a finished run leaves; config.json alone (a run that failed early) does not block.
@@ -61,17 +57,20 @@ def run_training(config: TrainConfig, say: Callable[[str], None] = log.info) -> 
         ShardError: unreadable shards, or TTA predictions that do not line up with the ids.
         ClusterError: a worker of a multi-worker run stopped or could not be reached.
     """
-    device = detect_device()  # first: multi-worker collectives are set up before any op
-    _prepare_run_dir(config, device)
+    # Several workers: the strategy first, as collective ops are set up before any other op.
+    # One machine: after the cheap checks, which then fail before a TPU is initialised.
+    device = detect_device() if cluster_from_env() else None
+    if device is None or device.is_chief:
+        _prepare_run_dir(config)
     data = training_data(
         config.shards, image_size=config.image_size, num_folds=config.num_folds, seed=config.seed
     )
     splits = chosen_splits(data, config.folds)
-    for split in splits:
-        check_shards_per_worker(split.fold, split.train, device)
     if config.fold_weights is not None:  # a wrong count must fail now, not after training
         outputs.normalised_weights(config.fold_weights, [s.fold for s in splits])
     test_files = _test_files(config, data)
+    device = device or detect_device()
+    check_worker_shares(splits, device, say)
     say(f"device: {device.describe()}; global batch {device.global_batch(config.batch_size)}")
     _seed(config, device)
     if device.is_chief:
@@ -101,13 +100,10 @@ def _card(plan: Plan, results: tuple[FoldResult, ...]) -> ModelCard:
     )
 
 
-def _prepare_run_dir(config: TrainConfig, device: Device) -> None:
-    """Refuse a folder holding results unless --overwrite; the chief then clears them.
-    Other workers only look (the folder may be shared with the chief, or not exist here)."""
-    if device.is_chief:
-        fs.makedirs(config.run_dir)
-    elif not fs.isdir(config.run_dir):
-        return
+def _prepare_run_dir(config: TrainConfig) -> None:
+    """Refuse a folder holding results unless --overwrite, then clear them (the chief's job:
+    other workers never write there)."""
+    fs.makedirs(config.run_dir)
     existing = [
         name
         for name in fs.listdir(config.run_dir)
@@ -118,9 +114,8 @@ def _prepare_run_dir(config: TrainConfig, device: Device) -> None:
             f"{config.run_dir} already holds the results of a run ({', '.join(existing[:3])}); "
             "pass --overwrite to replace them, or choose another --out"
         )
-    if device.is_chief:
-        for name in existing:
-            fs.remove(fs.join(config.run_dir, name))
+    for name in existing:
+        fs.remove(fs.join(config.run_dir, name))
 
 
 @contextmanager

@@ -21,9 +21,13 @@ FLIPS = AugmentConfig(flip_left_right=True, flip_up_down=True)
 
 class Brightness:
     """A stand-in model: predicts each image's mean brightness, so the right prediction for
-    every id is known."""
+    every id is known. Records the batch sizes it is given."""
+
+    def __init__(self) -> None:
+        self.sizes: set[int] = set()
 
     def predict_on_batch(self, x):
+        self.sizes.add(len(x))
         return np.asarray(x, dtype=np.float64).mean(axis=(1, 2, 3)) / 255.0
 
 
@@ -54,9 +58,9 @@ def brightness_shards(tmp_path, n: int = 23):
 def test_predictions_are_aligned_to_ids(tmp_path, passes):
     files, levels = brightness_shards(tmp_path)
     read = ReadConfig(batch_size=4, seed=0)  # 23 records: the last batch is partial
-    result = predict_tta(
-        Brightness(), files, read, HEAD, passes=passes, augment=FLIPS, labeled=True
-    )
+    model = Brightness()
+    result = predict_tta(model, files, read, HEAD, passes=passes, augment=FLIPS, labeled=True)
+    assert model.sizes == {4}  # the partial batch is padded: one traced shape per model
     assert sorted(result.ids) == sorted(levels)
     for image_id, value in zip(result.ids, result.values["label"]):
         assert value == pytest.approx(levels[image_id], abs=2 / 255)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tfrec_tools.errors import ShardError
+from tfrec_tools.quiet import import_tensorflow
 from tfrec_tools.read.pipeline import ReadConfig, get_dataset
 from tfrec_tools.train.models import HeadSpec
 
@@ -59,11 +60,12 @@ def predict_tta(
             with_ids=True,  # (x, y, ids) from labeled shards, (x, ids) from unlabeled ones
             seed=None if read.seed is None else read.seed + index,
         )
-        rows.append(_one_pass(model, get_dataset(files, config, manifest, keys), heads, labeled))
+        dataset = get_dataset(files, config, manifest, keys)
+        rows.append(_one_pass(model, dataset, heads, labeled, read.batch_size))
     return _average(rows, heads, passes, labeled)
 
 
-def _one_pass(model, dataset, heads, labeled: bool) -> pd.DataFrame:
+def _one_pass(model, dataset, heads, labeled: bool, batch_size: int) -> pd.DataFrame:
     ids, outputs, labels = [], {h.name: [] for h in heads}, {h.name: [] for h in heads}
     for batch in dataset:
         x, *rest = batch
@@ -71,7 +73,7 @@ def _one_pass(model, dataset, heads, labeled: bool) -> pd.DataFrame:
         if labeled and y is None:
             raise ShardError("out-of-fold prediction needs labeled shards; these hold no labels")
         ids.extend(i.decode("utf-8") for i in batch_ids.numpy())
-        for head, value in zip(heads, _per_head(model.predict_on_batch(x), heads)):
+        for head, value in zip(heads, _per_head(_predict_full(model, x, batch_size), heads)):
             outputs[head.name].append(_squeeze(np.asarray(value, dtype=np.float64), head))
         if labeled:
             for head, value in zip(heads, _per_head(y, heads)):
@@ -82,6 +84,23 @@ def _one_pass(model, dataset, heads, labeled: bool) -> pd.DataFrame:
         if labeled:
             frame[f"label::{head.name}"] = _concat(labels[head.name])
     return frame
+
+
+def _predict_full(model, x, batch_size: int):
+    """``model.predict_on_batch(x)`` on a batch padded to ``batch_size`` rows, then cut back:
+    one traced shape per model (a partial last batch would trace, and on a TPU compile, the
+    predict step again, every fold and pass)."""
+    tf = import_tensorflow()
+    rows = int(tf.nest.flatten(x)[0].shape[0])
+    if rows == batch_size:
+        return model.predict_on_batch(x)
+
+    def pad(tensor):
+        extra = [[0, batch_size - rows]] + [[0, 0]] * (len(tensor.shape) - 1)
+        return tf.pad(tensor, extra)
+
+    outputs = model.predict_on_batch(tf.nest.map_structure(pad, x))
+    return tf.nest.map_structure(lambda value: value[:rows], outputs)
 
 
 def _per_head(value, heads: tuple[HeadSpec, ...]) -> list:

@@ -131,6 +131,29 @@ def test_train_then_predict_round_trip(shards, tmp_path):
 
 
 @pytest.mark.slow
+def test_augmentation_in_the_model_trains_and_predicts(shards, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run(
+        "train",
+        f"{shards}/train*.tfrec",
+        "--out",
+        run_dir,
+        "--fold",
+        "0",
+        "--augment-on",
+        "model",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["model"]["augment"]["flip_left_right"] is True  # the standard preset
+    predicted = tmp_path / "pred.csv"
+    result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", predicted)
+    assert result.exit_code == 0, result.output
+    assert len(read_rows(predicted)) == 6
+
+
+@pytest.mark.slow
 def test_multi_output_fold(tmp_path):
     images, csv_path = make_dataset(tmp_path, n=32, groups=8, size=(16, 16))
     rows = read_rows(csv_path)

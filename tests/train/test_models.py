@@ -17,6 +17,7 @@ from tfrec_tools.builder.config import BuildConfig, ImageConfig
 from tfrec_tools.builder.run import build
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.manifest import read_manifest
+from tfrec_tools.read.augment import PRESETS
 from tfrec_tools.schema import LabelSpec
 from tfrec_tools.train import models
 from tfrec_tools.train.models import (
@@ -158,6 +159,26 @@ def test_backbone_builds_and_runs_on_uint8(name):
     assert tuple(model.input.shape) == (None, *SIZE, 3)
     out = model(images(2), training=False).numpy()
     assert out.shape == (2, 1) and np.all((out >= 0) & (out <= 1))
+
+
+def test_augmentation_in_the_model_acts_in_training_only_and_round_trips(tmp_path):
+    config = ModelConfig(augment=PRESETS["standard"])
+    model = build_model(config, TABULAR, (BINARY,))
+    block = model.get_layer("augmentation")
+    x = images(4)
+    np.testing.assert_array_equal(block(x, training=False).numpy(), x.astype(np.float32))
+    assert not np.array_equal(block(x, training=True).numpy(), x.astype(np.float32))
+    # what model.json stores rebuilds the same model, and its weights load back
+    again = ModelConfig(**dataclasses.asdict(config))
+    assert again == config
+    path = str(tmp_path / "m.weights.h5")
+    model.save_weights(path)
+    twin = build_model(again, TABULAR, (BINARY,))
+    twin.load_weights(path)
+    inputs = {"image": x, **tabular_x(4)}
+    np.testing.assert_allclose(
+        twin(inputs, training=False).numpy(), model(inputs, training=False).numpy(), rtol=1e-6
+    )
 
 
 def test_every_registry_name_wires_its_keras_application(monkeypatch):

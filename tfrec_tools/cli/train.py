@@ -66,6 +66,14 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
     help="none, standard, or an AugmentConfig JSON file.",
 )
 @click.option(
+    "--augment-on",
+    type=click.Choice(("host", "model")),
+    default="host",
+    show_default=True,
+    help="Training augmentation in the tf.data pipeline, or as Keras layers in the model "
+    "(on the accelerator; no cutout).",
+)
+@click.option(
     "--tta",
     type=click.IntRange(min=1),
     default=1,
@@ -105,6 +113,7 @@ def train_command(
     num_folds,
     patience,
     augment,
+    augment_on,
     tta,
     fold_weights,
     loss_weights,
@@ -124,16 +133,22 @@ def train_command(
     Example: tfrec train shards/train*.tfrec --test "shards/test*.tfrec" --out runs/b0
     --model efficientnet_b0 --weights imagenet --epochs 12 --tta 5
     """
+    from tfrec_tools.read.augment import augment_config
     from tfrec_tools.train.config import TrainConfig
     from tfrec_tools.train.models import ModelConfig
     from tfrec_tools.train.run import run_training
+
+    in_model = augment_config(augment) if augment_on == "model" else None
 
     config = TrainConfig(
         shards=tuple(shards),
         run_dir=run_dir,
         test=tuple(test),
         model=ModelConfig(
-            name=model, weights=None if weights == "none" else weights, dropout=dropout
+            name=model,
+            weights=None if weights == "none" else weights,
+            dropout=dropout,
+            augment=in_model,
         ),
         schedule=schedule_config(schedule),
         image_size=size,

@@ -186,7 +186,8 @@ def _train_dataset(plan: Plan, fold: int):
             batch_size=batch_size,
             image_size=plan.data.image_size,
             training=True,
-            augment=plan.augment,
+            # augmented in the model (--augment-on model): the host ships the plain images
+            augment=PRESETS["none"] if plan.config.model.augment else plan.augment,
             cache=plan.config.cache,
             seed=plan.config.seed + fold + WORKER_SEED_STRIDE * worker,
         )

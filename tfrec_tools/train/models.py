@@ -27,6 +27,7 @@ from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.read.augment import AugmentConfig, augmentation_layers
 from tfrec_tools.read.parse import IMAGE_INPUT
 
 logger = logging.getLogger(__name__)
@@ -191,10 +192,15 @@ class ModelConfig:
     weights: str | None = None
     dropout: float = 0.2  # before the heads; the usual Kaggle EfficientNet setting
     tabular_units: int = 64  # width of the tabular Dense layers; tabular inputs are few
+    # Keras augmentation layers between the image input and the backbone, active in training
+    # only (``augmentation_layers``): on the accelerator, not the host. None: no such layers.
+    augment: AugmentConfig | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.weights, str) and self.weights.lower() == "none":
             object.__setattr__(self, "weights", None)
+        if isinstance(self.augment, dict):  # from model.json / config.json
+            object.__setattr__(self, "augment", AugmentConfig(**self.augment))
         backbone = get_backbone(self.name)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"`dropout` must be in [0, 1). Received: dropout={self.dropout}")
@@ -352,9 +358,12 @@ def _image_outputs(
 ) -> tuple[dict[str, Any], Any]:
     layers = keras.layers
     backbone = _build_backbone(entry, inputs.image_size, config.weights)
+    image = tensors[IMAGE_INPUT]
+    if config.augment is not None:
+        image = augmentation_layers(config.augment)(image)
     pixels = _layer_classes().ImagePreprocessing(
         entry.preprocessing, dtype="float32", name="image_preprocessing"
-    )(tensors[IMAGE_INPUT])
+    )(image)
     x = backbone(pixels)
     if tabular is not None:
         deep = layers.Dense(config.tabular_units, activation="relu", name="tabular_dense")(

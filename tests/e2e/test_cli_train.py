@@ -147,6 +147,7 @@ def test_augmentation_in_the_model_trains_and_predicts(shards, tmp_path):
     assert result.exit_code == 0, result.output
     card = json.loads((run_dir / "model.json").read_text())
     assert card["model"]["augment"]["flip_left_right"] is True  # the standard preset
+    assert "standard, in the model" in next((run_dir / "reports").glob("*.md")).read_text()
     predicted = tmp_path / "pred.csv"
     result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", predicted)
     assert result.exit_code == 0, result.output

@@ -91,7 +91,7 @@ def _settings(plan: Plan) -> str:
         ("batch", f"{c.batch_size} per replica x {plan.device.replicas} = {plan.global_batch}"),
         ("epochs", f"{c.epochs} (early stopping patience: {c.patience or 'off'})"),
         ("schedule", f"{c.schedule.kind}, peak lr {c.schedule.lr_max * plan.global_batch:.3g}"),
-        ("augmentation", c.augment),
+        ("augmentation", f"{c.augment}, " + ("in the model" if c.model.augment else "on the host")),
         ("TTA", f"{c.tta} passes" + (" (no augmentation)" if c.tta == 1 else "")),
         ("monitor", f"{plan.monitor[0]} ({plan.monitor[1]})"),
         (

@@ -123,7 +123,10 @@ def test_feature_columns_record_missing_values(dataset):
 
 
 def test_folds_must_divide_shards():
-    with pytest.raises(ConfigError, match="Received: shards=10, folds=4; try --shards 12"):
+    with pytest.raises(
+        ConfigError,
+        match="Received: shards=10, folds=4; try --shards 8 or 12, or --folds 2 or 5 or 10",
+    ):
         BuildConfig(images="x", out="y", labels_csv="z", shards=10, folds=4)
 
 
@@ -133,8 +136,9 @@ def test_more_shards_than_groups_is_a_clear_error(dataset):
 
 
 def test_auto_shard_count_is_a_multiple_of_folds_within_groups(dataset):
-    plan = plan_for(*dataset, folds=5)  # 12 groups: at most 10 shards
-    assert len(plan.shards) == 10
+    plan = plan_for(*dataset, folds=5)  # 48 records: fewer than 32 a shard above 5 shards
+    assert len(plan.shards) == 5
+    assert plan.layout.reason.endswith("one shard per fold (48 records fill 1 shard of 32+)")
 
 
 def test_missing_column_lists_the_columns_there_are(dataset):
@@ -156,25 +160,56 @@ def test_reserved_column_name_is_refused(tmp_path):
 def test_unlabeled_plan_takes_every_image(tmp_path):
     images, _ = make_dataset(tmp_path, n=5, groups=1)
     (images / "notes.txt").write_text("not an image")
-    config = BuildConfig(images=str(images), out="o", image=ImageConfig(size=(8, 8)), shards=2)
+    config = BuildConfig(
+        images=str(images), out="o", image=ImageConfig(size=(8, 8)), shards=2, labels_from="none"
+    )
     plan = make_plan(config, list(walk_files(str(images))), None)
     ids = sorted(r.image_id for s in plan.shards for r in s.rows)
     assert ids == ["a/img001", "a/img003", "b/img000", "b/img002", "b/img004"]
     assert plan.labels == () and all(s.fold is None for s in plan.shards)
 
 
-def test_auto_shards_never_exceed_the_largest_class(tmp_path):
-    images, csv_path = make_dataset(tmp_path, n=30, groups=30)  # 10 rows per class
-    plan = plan_for(images, csv_path, group_col=None)
+def synthetic_plan(n: int, groups: int, **options):
+    """A plan over n listed (not written) images in `groups` groups, classes cycling a/b/c."""
+    files = [f"img{i:04d}.jpg" for i in range(n)]
+    table = pd.DataFrame(
+        {
+            "image_id": [f"img{i:04d}" for i in range(n)],
+            "label": [("a", "b", "c")[i % 3] for i in range(n)],
+            "patient_id": [f"p{i % groups}" for i in range(n)],
+        }
+    )
+    config = BuildConfig(images="imgs", out="o", labels_csv="x.csv", **options)
+    return make_plan(config, files, table)
+
+
+def test_auto_shards_never_exceed_the_groups():
+    plan = synthetic_plan(640, 12, group_col="patient_id")  # records allow 20, groups 10
     assert len(plan.shards) == 10
+    assert plan.layout.reason.endswith("no more than the 12 groups can fill")
+
+
+def test_auto_layout_aligns_to_tpu_cores_and_folds_when_the_data_allows():
+    plan = synthetic_plan(3000, 3000, folds=4)
+    assert (len(plan.shards), plan.config.folds) == (16, 4)
+    assert "a multiple of 8 (TPU cores) and 4" in plan.layout.reason
+
+
+def test_labeled_builds_get_five_folds_by_default():
+    plan = synthetic_plan(3000, 3000)
+    assert plan.config.folds == 5 and len(plan.shards) % 5 == 0
+    assert {s.fold for s in plan.shards} == set(range(5))
 
 
 def test_labels_without_any_label_column_build_unstratified(tmp_path):
     images, _ = make_dataset(tmp_path, n=6, groups=1)
     ids = [(f"img{i:03d}", i) for i in range(6)]
     csv_path = write_csv(tmp_path / "x.csv", ["id", "size_cm"], ids)
-    plan = plan_for(images, csv_path, group_col=None, feature_cols=("size_cm",), shards=3)
-    assert plan.labels == () and len(plan.shards) == 3
+    options = {"group_col": None, "feature_cols": ("size_cm",), "shards": 3}
+    with pytest.raises(ConfigError, match="has no label column and the images of .* sit in 2 cl"):
+        plan_for(images, csv_path, **options)  # images/a, images/b: folder labels, or none?
+    plan = plan_for(images, csv_path, labels_from="csv", **options)
+    assert plan.labels == () and len(plan.shards) == 3 and plan.config.name == "test"
 
 
 def test_file_name_with_extension_matches_when_unique(tmp_path):

@@ -82,7 +82,7 @@ def test_strict_exits_1_when_a_row_is_rejected(dataset, tmp_path):
         (
             ["--shards", "10", "--folds", "4"],
             "Error: `folds` must divide `shards` so each shard is one fold. Received: shards=10, "
-            "folds=4; try --shards 12",
+            "folds=4; try --shards 8 or 12, or --folds 2 or 5 or 10 with --shards 10",
         ),
         (
             ["--shards", "13", "--group-col", "patient_id"],

@@ -11,8 +11,11 @@ from tfrec_tools.errors import ConfigError
 FITS = ("resize", "crop", "pad", "keep")
 EXISTING = ("error", "overwrite", "resume")
 RUNNERS = ("local", "beam")
+# Where labels come from: auto (a CSV if given, else class folders when every image sits in
+# one level of subfolders, else none), csv, folders (the top folder's name), or none.
+LABEL_SOURCES = ("auto", "csv", "folders", "none")
+DEFAULT_OUT = "shards"  # beside where the command runs; printed in the summary
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
-MIN_AUTO_SHARDS = 16  # enough files to spread over 8 TPU cores or many workers
 
 
 @dataclass(frozen=True)
@@ -45,15 +48,17 @@ class BuildConfig:
     """Everything `tfrec build` needs; built once from CLI options or API arguments."""
 
     images: str
-    out: str
+    out: str = DEFAULT_OUT
     labels_csv: str | None = None
-    name: str = "train"
+    name: str | None = None  # None: "train" for a labeled build, "test" for an unlabeled one
     image: ImageConfig = field(default_factory=lambda: ImageConfig(size=(256, 256)))
-    shards: int | None = None  # None: from shard_size_mb, at least MIN_AUTO_SHARDS
+    shards: int | None = None  # None: chosen by builder.layout from size, folds and records
     shard_size_mb: float = 100.0  # ~100-200 MB per file reads well from GCS and local disk
-    folds: int = 0  # 0: no folds
+    folds: int | None = None  # None: 5 for a labeled build (or what --shards allows), else 0
     id_col: str | None = None  # None: the first of ID_CANDIDATES the CSV has
     label_cols: tuple[str, ...] | None = None  # None: 'label' or 'target' if present
+    labels_from: str = "auto"  # one of LABEL_SOURCES
+    label_key: str | None = None  # record key of the (single) label; None: its column name
     group_col: str | None = None
     feature_cols: tuple[str, ...] = ()
     vocab_from: str | None = None  # a manifest whose categorical vocabularies to reuse
@@ -69,13 +74,12 @@ class BuildConfig:
             raise ConfigError(f"`shards` must be >= 1. Received: shards={self.shards}")
         if self.shard_size_mb <= 0:
             raise ConfigError(f"`shard_size_mb` must be > 0. Received: {self.shard_size_mb}")
-        if self.folds == 1 or self.folds < 0:
+        if self.folds is not None and (self.folds == 1 or self.folds < 0):
             raise ConfigError(f"`folds` must be 0 (none) or >= 2. Received: folds={self.folds}")
         if self.folds and self.shards is not None and self.shards % self.folds:
             raise ConfigError(
                 f"`folds` must divide `shards` so each shard is one fold. Received: "
-                f"shards={self.shards}, folds={self.folds}; try --shards "
-                f"{round_up(self.shards, self.folds)}"
+                f"shards={self.shards}, folds={self.folds}; {_nearest(self.shards, self.folds)}"
             )
         if self.workers < 1:
             raise ConfigError(f"`workers` must be >= 1. Received: workers={self.workers}")
@@ -85,10 +89,37 @@ class BuildConfig:
             raise ConfigError("--beam-option needs --runner beam")
         if self.existing not in EXISTING:
             raise ConfigError(f"`existing` must be one of {EXISTING}. Received: {self.existing!r}")
-        if self.labels_csv is None and (self.folds or self.group_col or self.feature_cols):
-            raise ConfigError("--folds, --group-col and --feature-col need a labels CSV")
+        self._check_labels()
+
+    def _check_labels(self) -> None:
+        if self.labels_from not in LABEL_SOURCES:
+            raise ConfigError(
+                f"`labels_from` must be one of {', '.join(LABEL_SOURCES)}. "
+                f"Received: labels_from={self.labels_from!r}"
+            )
+        if self.labels_csv is None and (self.group_col or self.feature_cols):
+            raise ConfigError("--group-col and --feature-col need a labels CSV")
+        if self.labels_csv is not None and self.labels_from in ("folders", "none"):
+            raise ConfigError(
+                f"--labels-from {self.labels_from} takes no LABELS_CSV; drop the CSV, or drop "
+                "--labels-from to take the labels from the CSV"
+            )
+        if self.labels_csv is None and self.labels_from == "csv":
+            raise ConfigError("--labels-from csv needs a LABELS_CSV argument")
+        if self.labels_from == "none" and self.folds:
+            raise ConfigError(
+                "--folds needs labels, and this build has none (no LABELS_CSV, no class "
+                "folders, or --labels-from none)"
+            )
+        if self.label_key is not None and self.label_cols and len(self.label_cols) > 1:
+            raise ConfigError(
+                "--label-key names the record key of a single label; with several --label-col "
+                "the keys are the column names (rename the columns in the CSV)"
+            )
 
     def _check_name(self) -> None:
+        if self.name is None:
+            return
         if not self.name or any(c in self.name for c in "/\\") or self.name[-1].isdigit():
             raise ConfigError(
                 "`name` must be non-empty, hold no '/' and not end with a digit (the shard "
@@ -105,6 +136,17 @@ class BuildConfig:
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def _nearest(shards: int, folds: int) -> str:
+    """The valid choices next to an invalid (shards, folds) pair."""
+    lower, upper = shards - shards % folds, round_up(shards, folds)
+    counts = " or ".join(str(n) for n in (lower, upper) if n >= folds)
+    divisors = [k for k in range(2, shards + 1) if shards % k == 0 and k <= 10]
+    choice = f"try --shards {counts}"
+    if divisors:
+        choice += f", or --folds {' or '.join(map(str, divisors))} with --shards {shards}"
+    return choice
 
 
 def parse_size(text: str) -> tuple[int, int]:

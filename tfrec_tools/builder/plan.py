@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from functools import cached_property
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
 
 from tfrec_tools import fs
-from tfrec_tools.builder.config import MIN_AUTO_SHARDS, BuildConfig, round_up
-from tfrec_tools.builder.match import ImageIndex, is_image_name, normalise_id, strip_extension
+from tfrec_tools.builder.config import BuildConfig
+from tfrec_tools.builder.folders import class_of, label_source
+from tfrec_tools.builder.layout import Capacity, Layout, choose_layout
+from tfrec_tools.builder.match import ImageIndex, normalise_id, strip_extension
+from tfrec_tools.builder.split import assign_shards
 from tfrec_tools.builder.table import (
     FIRST_DATA_ROW,
     column_spec,
@@ -26,19 +27,21 @@ from tfrec_tools.builder.table import (
     label_spec,
     resolve_columns,
 )
-from tfrec_tools.errors import DataError
-from tfrec_tools.schema import ColumnSpec, LabelSpec, Schema, build_schema
+from tfrec_tools.errors import ConfigError, DataError
+from tfrec_tools.schema import ColumnSpec, LabelSpec, Schema, build_schema, check_column_names
 
 BYTES_PER_PIXEL = 0.3  # a q95 JPEG of a photo takes ~2.4 bits per pixel
 REGRESSION_BINS = 10  # quantile bins a regression target is stratified on
 
 
 class NothingToBuild(DataError):
-    """Every row was rejected while planning; ``rejected`` says why."""
+    """Every row was rejected while planning; ``rejected`` says why, ``config`` is the build's
+    resolved config (its name decided)."""
 
-    def __init__(self, message: str, rejected: list[Rejection]) -> None:
+    def __init__(self, message: str, rejected: list[Rejection], config: BuildConfig) -> None:
         super().__init__(message)
         self.rejected = rejected
+        self.config = config
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class ShardSpec:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything the writer needs, decided up front and identical on every run."""
+    """Everything the writer needs, decided up front and identical on every run. ``config``
+    is resolved: its name, folds and label source are decided."""
 
     config: BuildConfig
     schema: Schema
@@ -80,12 +84,18 @@ class Plan:
     shards: tuple[ShardSpec, ...]
     rejected: tuple[Rejection, ...]
     unmatched: tuple[str, ...]  # image files no CSV row names
-    num_rows: int  # CSV rows, or image files for an unlabeled build
+    num_rows: int  # CSV rows, or image files for a build without a CSV
+    layout: Layout  # the shard and fold counts and why
+    groups: int | None = None  # distinct groups (--group-col), None without groups
 
     @cached_property  # serialises every planned row: computed once, read several times
     def fingerprint(self) -> str:
         """Changes whenever the options or any planned record change (guards --resume)."""
-        payload = {"config": self.config.to_json(), "shards": [asdict(s) for s in self.shards]}
+        shards = [
+            [s.index, s.fold, [[r.row, r.image_id, r.path, list(r.values)] for r in s.rows]]
+            for s in self.shards
+        ]
+        payload = {"config": self.config.to_json(), "shards": shards}
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -115,21 +125,35 @@ def make_plan(
     """
     rejected: list[Rejection] = []
     index = ImageIndex(files)
-    if table is None:
+    source = label_source(config, index.images, table)
+    unmatched: tuple[str, ...] = ()
+    if source == "folders":
+        classes = (vocabularies or {}).get(config.label_key or "label")
+        labels, columns, rows = _folder_rows(config, index, rejected, classes)
+    elif table is None:
         labels, columns, rows = (), (), _unlabeled_rows(config, index, rejected)
-        unmatched: tuple[str, ...] = ()
     else:
         labels, columns, rows = _labeled_rows(config, index, table, rejected, vocabularies or {})
         used = {spec.path for spec in rows.specs} | {r.path for r in rejected}
-        unmatched = tuple(
-            f for f in index.files if is_image_name(f) and _join(config, f) not in used
-        )
+        unmatched = tuple(f for f in index.images if _join(config, f) not in used)
+    labels = _keyed(config, labels)
+    name = config.name or ("train" if labels else "test")
+    config = replace(config, name=name, labels_from=source)
     if not rows.specs:
         raise NothingToBuild(
-            f"{config.images}: no usable image (all {len(rejected)} rows rejected)", rejected
+            f"{config.images}: no usable image (all {len(rejected)} rows rejected)",
+            rejected,
+            config,
         )
-    num_shards = _count_shards(config, rows, file_size)
-    shards = _split(config, rows, num_shards)
+    layout = choose_layout(
+        _capacity(config, rows, file_size),
+        shards=config.shards,
+        folds=config.folds,
+        labeled=bool(labels),
+        shard_size_mb=config.shard_size_mb,
+    )
+    config = replace(config, folds=layout.folds)
+    shards = _split(config, rows, layout.shards)
     schema = build_schema(labels, columns, with_fold=bool(config.folds))
     return Plan(
         config,
@@ -140,16 +164,37 @@ def make_plan(
         tuple(rejected),
         unmatched,
         num_rows=len(table) if table is not None else len(rows.specs) + len(rejected),
+        layout=layout,
+        groups=None if rows.groups is None else len(set(rows.groups)),
     )
 
 
+def _keyed(config: BuildConfig, labels: tuple[LabelSpec, ...]) -> tuple[LabelSpec, ...]:
+    """The labels under their record keys: ``--label-key`` renames the single label."""
+    if config.label_key is None:
+        return labels
+    if len(labels) != 1:
+        raise ConfigError(
+            f"--label-key names the key of a single label; this build has {len(labels)} labels"
+        )
+    keyed = (replace(labels[0], name=config.label_key),)
+    check_column_names(tuple(c.name for c in keyed))
+    return keyed
+
+
 def _join(config: BuildConfig, rel: str) -> str:
-    return fs.join(config.images, rel)
+    return _prefix(config.images) + rel
+
+
+@lru_cache(maxsize=8)
+def _prefix(images: str) -> str:
+    """``IMAGES/`` as fs.join writes it: joined once, not once per file."""
+    return fs.join(images, "")
 
 
 def _unlabeled_rows(config: BuildConfig, index: ImageIndex, rejected: list[Rejection]) -> _Rows:
     specs, seen = [], {}
-    for rel in (f for f in index.files if is_image_name(f)):
+    for rel in index.images:
         image_id, path = strip_extension(rel), _join(config, rel)
         if image_id in seen:
             detail = f"{seen[image_id]} has the same id; rename one of them"
@@ -158,6 +203,31 @@ def _unlabeled_rows(config: BuildConfig, index: ImageIndex, rejected: list[Rejec
         seen[image_id] = rel
         specs.append(RowSpec(None, image_id, path, ()))
     return _Rows(specs, np.zeros(len(specs), dtype=np.int64), None)
+
+
+def _folder_rows(
+    config: BuildConfig,
+    index: ImageIndex,
+    rejected: list[Rejection],
+    classes: tuple[str, ...] | None = None,
+) -> tuple[tuple[LabelSpec, ...], tuple[ColumnSpec, ...], _Rows]:
+    """Class folders: the top folder's name is the label; classes sorted by name, or
+    ``classes`` (those of --vocab-from, so a holdout set gets training's codes)."""
+    found = {c for c in map(class_of, index.images) if c is not None}
+    classes = classes or tuple(sorted(found))
+    code = {name: i for i, name in enumerate(classes)}
+    known = [f for f in index.images if class_of(f) in code]
+    kept = _unlabeled_rows(config, ImageIndex(known), rejected)
+    for rel in (f for f in index.images if class_of(f) not in code):
+        if class_of(rel) is None:
+            reason, detail = "no class", "images sit in class folders (IMAGES/CLASS/file)"
+        else:
+            reason, detail = "unknown class", f"{class_of(rel)!r} is not among --vocab-from's"
+        path = _join(config, rel)
+        rejected.append(Rejection(None, strip_extension(rel), path, reason, detail))
+    specs = [replace(spec, values=(code[class_of(spec.image_id)],)) for spec in kept.specs]
+    strata = np.asarray([s.values[0] for s in specs], dtype=np.int64)
+    return (LabelSpec("label", "classification", classes),), (), _Rows(specs, strata, None)
 
 
 def _labeled_rows(
@@ -182,15 +252,17 @@ def _labeled_rows(
         column_spec(c, kept[c].tolist(), vocabularies.get(c, ())) for c in cols.features
     )
     encoders = [label_encoder(s) for s in labels] + [feature_encoder(s) for s in columns]
-    value_rows = kept[list(cols.labels + cols.features)].itertuples(index=False, name=None)
+    value_columns = [kept[c].tolist() for c in cols.labels + cols.features]
+    value_rows = zip(*value_columns) if value_columns else [()] * len(kept)
+    ids = kept[cols.id].tolist()
     specs = [
         RowSpec(
             i + FIRST_DATA_ROW,
-            str(table.iat[i, table.columns.get_loc(cols.id)]),
+            str(image_id),
             path,
             tuple(encode(v) for encode, v in zip(encoders, values)),
         )
-        for (i, path), values in zip(keep, value_rows)
+        for (i, path), image_id, values in zip(keep, ids, value_rows)
     ]
     strata = (
         _strata(labels[0], [s.values[0] for s in specs])
@@ -212,7 +284,9 @@ def _matched_rows(
 ) -> list[tuple[int, str]]:
     """(row position, image path) of every row that names one image and has what it needs."""
     keep, first_id, first_file = [], {}, {}
-    for i, record in enumerate(table.to_dict("records")):
+    needed = [id_col, *label_cols] + ([group_col] if group_col else [])
+    for i, values in enumerate(zip(*(table[c].tolist() for c in needed))):
+        record = dict(zip(needed, values))
         row, image_id = i + FIRST_DATA_ROW, record[id_col]
         match = index.match(image_id) if image_id else None
         path = _join(config, match.path) if match and match.path else ""
@@ -251,35 +325,17 @@ def _strata(spec: LabelSpec, values: list[int | float]) -> np.ndarray:
     return np.asarray(bins, dtype=np.int64)
 
 
-def _count_shards(config: BuildConfig, rows: _Rows, file_size: Callable[[str], int] | None) -> int:
-    """--shards, else enough files of ~shard_size_mb, at least MIN_AUTO_SHARDS; a multiple of
-    --folds; never more than there are rows (or groups) to fill them."""
+def _capacity(config: BuildConfig, rows: _Rows, file_size: Callable[[str], int] | None) -> Capacity:
     units, unit_name = _split_units(rows)
-    step = config.folds or 1
-    if config.shards is not None:
-        if config.shards > units:
-            raise DataError(
-                f"cannot fill {config.shards} shards from {units} {unit_name}: every shard needs "
-                f"at least one; pass --shards {max(step, units - units % step)} or fewer"
-            )
-        return config.shards
-    total = _estimate_bytes(config, rows.specs, file_size)
-    wanted = max(math.ceil(total / (config.shard_size_mb * 1e6)), MIN_AUTO_SHARDS)
-    shards = min(round_up(wanted, step), units - units % step)
-    if shards < step:
-        raise DataError(
-            f"cannot make {config.folds} folds from {units} {unit_name}: each fold needs at "
-            f"least one; pass --folds {units} or fewer"
-        )
-    return shards
+    estimate = _estimate_bytes(config, rows.specs, file_size)
+    return Capacity(len(rows.specs), units, unit_name, estimate)
 
 
 def _split_units(rows: _Rows) -> tuple[int, str]:
-    """How many shards the rows can fill: one group each, or (no groups) as many as the
-    largest class has rows, since stratified splitting needs one of them per shard."""
+    """How many shards the rows can fill: one group each, or one row each."""
     if rows.groups is not None:
         return len(set(rows.groups)), "groups"
-    return int(np.bincount(rows.strata).max()), "rows of the largest class"
+    return len(rows.specs), "rows"
 
 
 def _estimate_bytes(
@@ -296,7 +352,7 @@ def _estimate_bytes(
 
 def _split(config: BuildConfig, rows: _Rows, num_shards: int) -> tuple[ShardSpec, ...]:
     """Each shard a stratified slice; no group in two shards; shard i in fold i % folds."""
-    members = _shard_members(rows, num_shards, config.seed)
+    members = assign_shards(rows.strata, rows.groups, num_shards, config.seed)
     shards = []
     for index, positions in enumerate(members):
         if len(positions) == 0:
@@ -305,29 +361,6 @@ def _split(config: BuildConfig, rows: _Rows, num_shards: int) -> tuple[ShardSpec
                 f"many shards); pass a smaller --shards"
             )
         order = np.random.default_rng([config.seed, index]).permutation(positions)
-        fold = index % config.folds if config.folds else None
+        fold = index % config.folds if config.folds else None  # config is resolved
         shards.append(ShardSpec(index, fold, tuple(rows.specs[p] for p in order)))
     return tuple(shards)
-
-
-def _shard_members(rows: _Rows, num_shards: int, seed: int) -> list[np.ndarray]:
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    positions = np.arange(len(rows.specs))
-    if num_shards == 1:
-        return [positions]
-    if rows.groups is None:
-        splitter = StratifiedKFold(num_shards, shuffle=True, random_state=seed)
-    else:
-        splitter = StratifiedGroupKFold(num_shards, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        # "The least populated class has only N members": expected for rare classes; those
-        # rows still land in some shard, the spread is just less even.
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            return [test for _, test in splitter.split(positions, rows.strata, rows.groups)]
-        except ValueError as err:
-            raise DataError(
-                f"cannot split {len(positions)} rows into {num_shards} stratified shards "
-                f"({err}); pass a smaller --shards"
-            ) from err

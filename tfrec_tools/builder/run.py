@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tfrec_tools import __version__, fs, naming
@@ -53,8 +54,14 @@ class BuildReport:
         return sum(self.rejected.values())
 
 
-def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
-    """Build shards, manifest and rejected list in ``config.out``.
+def build(
+    config: BuildConfig,
+    *,
+    progress: bool = True,
+    on_plan: Callable[[Plan], None] | None = None,
+) -> BuildReport:
+    """Build shards, manifest and rejected list in ``config.out``; ``on_plan`` sees the plan
+    before anything is written.
 
     Raises:
         ConfigError: options contradict each other, the data, or what ``out`` holds.
@@ -62,6 +69,10 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
     """
     with WorkerPool(config.workers if config.runner == "local" else 1) as pool:
         plan = _plan_or_reject(config)
+        config = plan.config  # resolved: name, folds and label source decided
+        _refuse_existing(config)
+        if on_plan is not None:
+            on_plan(plan)
         if config.runner == "beam":
             from tfrec_tools.builder.beam import require_beam
 
@@ -81,12 +92,22 @@ def build(config: BuildConfig, *, progress: bool = True) -> BuildReport:
     return report
 
 
+def plan_build(config: BuildConfig) -> Plan:
+    """The plan of a build, without writing anything or decoding any image (``--dry-run``).
+
+    Raises:
+        ConfigError, DataError: as ``build`` does while planning.
+    """
+    return _make_plan(config)
+
+
 def _plan_or_reject(config: BuildConfig) -> Plan:
     """The plan; when no row survives, the rejected list (unless it would replace the list
     of a finished build that --overwrite does not replace) and a DataError."""
     try:
         return _make_plan(config)
     except NothingToBuild as err:
+        config = err.config
         existing = _outputs_if_any(config)
         if existing and config.existing != "overwrite":
             raise  # the rejected list of the finished build there must stay as it is
@@ -121,11 +142,12 @@ def _make_plan(config: BuildConfig) -> Plan:
 
 
 def _vocabularies(config: BuildConfig) -> dict[str, tuple[str, ...]]:
-    """The categorical vocabularies of the manifest named by --vocab-from."""
+    """The categorical vocabularies and class lists of the manifest named by --vocab-from."""
     if config.vocab_from is None:
         return {}
-    features = read_manifest(config.vocab_from).features
-    return {c.name: c.vocabulary for c in features if c.kind == "categorical"}
+    manifest = read_manifest(config.vocab_from)
+    labels = {c.name: c.classes for c in manifest.labels if c.kind == "classification"}
+    return labels | {c.name: c.vocabulary for c in manifest.features if c.kind == "categorical"}
 
 
 def _job(plan: Plan) -> ShardJob:
@@ -169,18 +191,25 @@ def _prepare_output(plan: Plan, state: str) -> dict[int, ShardResult] | None:
     """Shards already done (by index), or None when a resumed build had finished."""
     config = plan.config
     existing = _outputs(config)
-    if existing and config.existing == "error":
-        raise ConfigError(
-            f"{config.out} already holds a build named {config.name!r} "
-            f"({naming.base_name(existing[0])}, ...); pass --overwrite to replace it or "
-            "--resume to finish an interrupted build"
-        )
+    _refuse_existing(config)
     if config.existing == "resume" and existing:
         return _resume(plan, state, existing)
     _remove(existing)
     fs.makedirs(state)
     fs.write_bytes_atomic(fs.join(state, "plan.json"), _plan_stamp(plan))
     return {}
+
+
+def _refuse_existing(config: BuildConfig) -> None:
+    """Raises ConfigError when ``out`` holds a build of this name and neither --overwrite nor
+    --resume says what to do with it."""
+    existing = _outputs_if_any(config)
+    if existing and config.existing == "error":
+        raise ConfigError(
+            f"{config.out} already holds a build named {config.name!r} "
+            f"({naming.base_name(existing[0])}, ...); pass --overwrite to replace it or "
+            "--resume to finish an interrupted build"
+        )
 
 
 def _remove(paths: list[str]) -> None:

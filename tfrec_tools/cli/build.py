@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import click
 
-from tfrec_tools.builder.config import FITS, RUNNERS, BuildConfig, ImageConfig
+from tfrec_tools.builder.config import (
+    DEFAULT_OUT,
+    FITS,
+    LABEL_SOURCES,
+    RUNNERS,
+    BuildConfig,
+    ImageConfig,
+)
 from tfrec_tools.cli.types import SIZE
 
 
 @click.command("build")
 @click.argument("images", type=click.Path(file_okay=False))
 @click.argument("labels_csv", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", required=True, help="Output folder (local or gs://).")
-@click.option("--name", default="train", show_default=True, help="Shard name prefix.")
+@click.option(
+    "--out", default=DEFAULT_OUT, show_default=True, help="Output folder (local or gs://)."
+)
+@click.option(
+    "--name", help="Shard name prefix [default: train when labeled, test when unlabeled]."
+)
 @click.option(
     "--size",
     type=SIZE,
@@ -28,7 +40,12 @@ from tfrec_tools.cli.types import SIZE
     help="resize (stretch), crop (centre), pad (black bars) or keep (no resizing).",
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True)
-@click.option("--shards", type=click.IntRange(min=1), help="Number of shards [default: auto].")
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    help="Number of shards [default: from the size, a multiple of the folds and of 8 where the "
+    "data allows, 32+ records each].",
+)
 @click.option(
     "--shard-size-mb",
     type=click.FloatRange(min=0, min_open=True),
@@ -39,15 +56,27 @@ from tfrec_tools.cli.types import SIZE
 @click.option(
     "--folds",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Assign shards to K folds (K must divide the shard count); 0 = no folds.",
+    help="Assign shards to K folds (K divides the shard count); 0 = no folds [default: 5 when "
+    "labeled, or the divisor of --shards nearest 5; none when unlabeled].",
 )
 @click.option("--id-col", help="CSV column naming each image [default: image_id, id, ...].")
 @click.option(
     "--label-col",
     multiple=True,
     help="Label column (repeat for multi-output) [default: label or target].",
+)
+@click.option(
+    "--labels-from",
+    type=click.Choice(LABEL_SOURCES),
+    default="auto",
+    show_default=True,
+    help="auto: the CSV if given, else class folders (IMAGES/CLASS/x.jpg) when every image is "
+    "one folder deep, else none.",
+)
+@click.option(
+    "--label-key",
+    help="Record key of the label [default: its column name; 'label' for class folders]; "
+    "e.g. target, as the reference notebooks read.",
 )
 @click.option("--group-col", help="Group column (e.g. patient_id): a group never spans shards.")
 @click.option("--feature-col", multiple=True, help="Tabular column to store (repeatable).")
@@ -84,6 +113,10 @@ from tfrec_tools.cli.types import SIZE
 @click.option("--overwrite", is_flag=True, help="Replace an existing build of this name.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted build of this name.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option(
+    "--dry-run", is_flag=True, help="Match, validate and plan; print the plan, write nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
 def build_command(
     images,
     labels_csv,
@@ -97,6 +130,8 @@ def build_command(
     folds,
     id_col,
     label_col,
+    labels_from,
+    label_key,
     group_col,
     feature_col,
     vocab_from,
@@ -109,15 +144,18 @@ def build_command(
     overwrite,
     resume,
     no_progress,
+    dry_run,
+    as_json,
 ) -> None:
-    """Turn IMAGES (+ LABELS_CSV) into stratified, fold-assigned shards in --out.
+    """Turn IMAGES (+ LABELS_CSV, or class folders IMAGES/CLASS/*.jpg) into stratified,
+    fold-assigned shards in --out (default: ./shards).
 
-    Example: tfrec build images/ labels.csv --out shards/ --folds 5 --group-col patient_id
+    Example: tfrec build images/ labels.csv --shards 16
     """
-    from tfrec_tools.builder.run import build
+    from tfrec_tools.builder.run import build, plan_build
+    from tfrec_tools.builder.summary import plan_summary, render_summary
 
-    if overwrite and resume:
-        raise click.UsageError("--overwrite and --resume exclude each other")
+    _check_flags(overwrite=overwrite, resume=resume, dry_run=dry_run, as_json=as_json)
     if fit == "keep" and size is not None:
         raise click.UsageError("--size has no effect with --fit keep: drop one of them")
     size = None if fit == "keep" else size or (256, 256)
@@ -132,6 +170,8 @@ def build_command(
         folds=folds,
         id_col=id_col,
         label_cols=tuple(label_col) or None,
+        labels_from=labels_from,
+        label_key=label_key,
         group_col=group_col,
         feature_cols=tuple(feature_col),
         vocab_from=vocab_from,
@@ -141,15 +181,45 @@ def build_command(
         workers=workers,
         existing="overwrite" if overwrite else "resume" if resume else "error",
     )
-    report = build(config, progress=not no_progress)
+    if dry_run:
+        summary = plan_summary(plan_build(config))
+        lines = render_summary(summary)
+        if summary["existing_build"]:
+            lines.append(
+                f"note: {summary['out']} already holds a build named {summary['name']!r}: "
+                "the real build needs --overwrite (replace it) or --resume (finish it)"
+            )
+        click.echo(json.dumps(summary, indent=2) if as_json else "\n".join(lines))
+        return
+    report = build(config, progress=not no_progress, on_plan=_print_plan)
     _print_summary(report)
     if strict and report.num_rejected:
         raise click.ClickException(f"--strict: {report.num_rejected} rows rejected")
 
 
+def _check_flags(*, overwrite: bool, resume: bool, dry_run: bool, as_json: bool) -> None:
+    if overwrite and resume:
+        raise click.UsageError("--overwrite and --resume exclude each other")
+    if dry_run and (overwrite or resume):
+        flag = "--overwrite" if overwrite else "--resume"
+        raise click.UsageError(f"--dry-run writes nothing, so {flag} has no meaning: drop one")
+    if as_json and not dry_run:
+        raise click.UsageError("--json prints the plan of --dry-run: add --dry-run")
+
+
+def _print_plan(plan) -> None:
+    """What will be written, before it is (the same facts as --dry-run, in two lines)."""
+    from tfrec_tools.builder.summary import describe_labels
+
+    config = plan.config
+    click.echo(f"build {config.name!r} into {config.out}; {describe_labels(plan)}")
+    click.echo(f"plan: {plan.layout.reason}")
+
+
 def _print_summary(report) -> None:
     folds = f" in {report.folds} folds" if report.folds else ""
-    click.echo(f"wrote {report.records} records to {report.shards} shards{folds}")
+    shards = f"{report.shards} shard{'s' if report.shards > 1 else ''}"
+    click.echo(f"wrote {report.records} records to {shards}{folds}")
     if report.reused_shards == report.shards:
         click.echo("  (nothing to do: the build was already complete)")
     elif report.reused_shards:
@@ -162,3 +232,8 @@ def _print_summary(report) -> None:
     if report.unmatched:
         click.echo(f"{report.unmatched} images named by no row, listed in {report.unmatched_path}")
     click.echo(f"manifest: {report.manifest_path}")
+    folder = report.manifest_path.rsplit("/", 1)[0] if "/" in report.manifest_path else "."
+    name = report.manifest_path.rsplit("/", 1)[-1].removesuffix(".manifest.json")
+    shards = folder if name == "train" else f'"{folder}/{name}*.tfrec"'
+    if report.folds:
+        click.echo(f"next: tfrec inspect {folder}  then  tfrec train {shards}")

@@ -1,0 +1,126 @@
+"""What a plan will write, before anything is written (``tfrec build --dry-run``): counts,
+folds, class balance per fold and per shard, and the rows rejected while planning."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from tfrec_tools.builder.plan import Plan
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    """The plan as plain data (JSON-ready). Decodes no image: rows rejected for their image
+    content are only found when the shards are written."""
+    config = plan.config
+    sizes = [len(s.rows) for s in plan.shards]
+    return {
+        "name": config.name,
+        "out": config.out,
+        "labels_from": config.labels_from,
+        "labels": describe_labels(plan),
+        "existing_build": existing_build(config),
+        "rows": plan.num_rows,
+        "records": sum(sizes),
+        "shards": len(plan.shards),
+        "shards_reason": plan.layout.reason,
+        "folds": config.folds,
+        "records_per_shard": {"min": min(sizes), "max": max(sizes)},
+        "groups": plan.groups,
+        "classes": list(plan.labels[0].classes) if plan.labels else [],
+        "per_fold": _per_fold(plan),
+        "worst_share_deviation": _worst_deviation(plan),
+        "rejected_while_planning": dict(sorted(Counter(r.reason for r in plan.rejected).items())),
+        "unmatched_images": len(plan.unmatched),
+    }
+
+
+def render_summary(summary: dict[str, Any]) -> list[str]:
+    """The summary as lines of text."""
+    sizes = summary["records_per_shard"]
+    lines = [
+        f"plan for {summary['name']!r} in {summary['out']}; {summary['labels']}",
+        f"  shards: {summary['shards_reason']}",
+        f"  records: {summary['records']} of {summary['rows']} rows; "
+        f"{sizes['min']}-{sizes['max']} per shard",
+    ]
+    if summary["groups"] is not None:
+        lines.append(f"  groups: {summary['groups']} (none spans two shards)")
+    lines += _fold_lines(summary)
+    for cls, deviation in summary["worst_share_deviation"].items():
+        lines.append(f"  class {cls}: share deviates by at most {deviation:.1%} in any shard")
+    rejected = summary["rejected_while_planning"]
+    lines.append(f"  rejected while planning: {sum(rejected.values())}")
+    lines += [f"    {reason}: {count}" for reason, count in rejected.items()]
+    if summary["unmatched_images"]:
+        lines.append(f"  images named by no row: {summary['unmatched_images']}")
+    return lines
+
+
+def describe_labels(plan: Plan) -> str:
+    """Where the labels come from, in words: "labels from the CSV (3 classes: a, b, c)"."""
+    if not plan.labels:
+        why = " (the CSV has no label column)" if plan.config.labels_from == "csv" else ""
+        return "no labels" + why
+    source = {"csv": "the CSV", "folders": "class folders"}[plan.config.labels_from]
+    classes = plan.labels[0].classes
+    if classes:
+        more = ", ..." if len(classes) > 5 else ""
+        source += f" ({len(classes)} classes: {', '.join(classes[:5])}{more})"
+    return f"labels from {source}"
+
+
+def existing_build(config) -> bool:
+    """Whether ``out`` already holds a build of this name (its manifest or state folder)."""
+    from tfrec_tools import fs
+    from tfrec_tools.manifest import manifest_path
+
+    state = fs.join(config.out, f".{config.name}.build")
+    return fs.exists(manifest_path(config.out, config.name)) or fs.exists(state)
+
+
+def _class_names(plan: Plan) -> list[str]:
+    if not plan.labels or plan.labels[0].kind != "classification":
+        return []
+    return list(plan.labels[0].classes)
+
+
+def _per_fold(plan: Plan) -> dict[str, dict[str, int]]:
+    """Fold -> class name -> records (classification, first label); records only otherwise."""
+    names = _class_names(plan)
+    table: dict[str, Counter] = {}
+    for shard in plan.shards:
+        counts = table.setdefault("-" if shard.fold is None else str(shard.fold), Counter())
+        if names:
+            counts.update(names[int(row.values[0])] for row in shard.rows)
+        else:
+            counts["records"] += len(shard.rows)
+    return {fold: dict(sorted(c.items())) for fold, c in sorted(table.items())}
+
+
+def _worst_deviation(plan: Plan) -> dict[str, float]:
+    """Class name -> the largest |share in a shard - share overall| over the shards."""
+    names = _class_names(plan)
+    if not names:
+        return {}
+    total = Counter(int(r.values[0]) for s in plan.shards for r in s.rows)
+    records = sum(total.values())
+    worst = dict.fromkeys(range(len(names)), 0.0)
+    for shard in plan.shards:
+        counts = Counter(int(r.values[0]) for r in shard.rows)
+        for code in worst:
+            share = counts[code] / len(shard.rows)
+            worst[code] = max(worst[code], abs(share - total[code] / records))
+    return {names[code]: round(value, 4) for code, value in worst.items() if total[code]}
+
+
+def _fold_lines(summary: dict[str, Any]) -> list[str]:
+    if not summary["folds"]:
+        return ["  folds: none"]
+    per_fold = summary["per_fold"]
+    names = sorted({name for counts in per_fold.values() for name in counts})
+    lines = [f"  folds: {summary['folds']}, records per class:"]
+    lines.append("    " + f"{'fold':<6}" + "".join(f"{n[:10]:>11}" for n in names))
+    for fold, counts in per_fold.items():
+        lines.append("    " + f"{fold:<6}" + "".join(f"{counts.get(n, 0):>11}" for n in names))
+    return lines

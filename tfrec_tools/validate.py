@@ -426,15 +426,25 @@ def _kind_text(kind: tuple[str, int] | None) -> str:
 
 
 def _check_leftovers(files: Sequence[str], report: InspectReport) -> None:
+    """Partial shards and state folders of interrupted builds beside the files: those of the
+    builds the files' names belong to (all of them for foreign names)."""
+    names = {parsed[0] for parsed in map(naming.parse_shard_name, files) if parsed}
     for folder in sorted({naming.folder_name(f) for f in files}):
         for entry in fs.listdir(folder):
-            if entry.endswith(naming.PARTIAL_SUFFIX) or (
+            leftover = entry.endswith(naming.PARTIAL_SUFFIX) or (
                 entry.startswith(".") and entry.endswith(".build")
-            ):
+            )
+            if leftover and _belongs(entry, names):
                 report.problems.append(
                     f"{fs.join(folder, entry)}: left over from an interrupted build; finish it "
                     "with `tfrec build ... --resume` or rebuild with --overwrite"
                 )
+
+
+def _belongs(entry: str, names: set[str]) -> bool:
+    if not names:
+        return True
+    return any(naming.is_partial_of(entry, n) or entry == f".{n}.build" for n in names)
 
 
 def grid_tiles(report: InspectReport, count: int = 16) -> list[tuple[bytes, str]]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
 
 @click.command("inspect")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @click.option("--deep", is_flag=True, help="Also decode every image (slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @click.option("--grid", type=click.Path(dir_okay=False), help="Write a contact sheet PNG here.")
@@ -22,13 +23,13 @@ import click
 def inspect_command(
     ctx, paths, deep, as_json, grid, grid_count, manifest, label_key, id_key, group_key, image_key
 ) -> None:
-    """Validate shards (files, folders or globs; local or gs://). Exit 0 when all is well,
-    1 when a problem was found.
+    """Validate shards (files, folders or globs; local or gs://; default: the current folder).
+    A folder holding several shard sets (train and test) is checked set by set. Exit 0 when
+    all is well, 1 when a problem was found.
 
     Example: tfrec inspect shards/ --deep --grid sheet.png
     """
-    from tfrec_tools.contact_sheet import contact_sheet
-    from tfrec_tools.validate import InspectConfig, grid_tiles, inspect_shards
+    from tfrec_tools.validate import InspectConfig
 
     config = InspectConfig(
         deep=deep,
@@ -38,13 +39,81 @@ def inspect_command(
         group_key=group_key,
         image_key=image_key,
     )
-    report = inspect_shards(paths, config)
+    groups = _shard_groups(paths or _here())
+    if manifest and len(groups) > 1:
+        raise click.UsageError("--manifest describes one shard set: name that set's shards")
+    several = len(groups) > 1
+    reports = [
+        _inspect_one(
+            files, config, grid=grid, grid_count=grid_count, several=several, text=not as_json
+        )
+        for files in groups
+    ]
+    if as_json and len(reports) > 1:
+        click.echo(json.dumps({"sets": reports}, indent=2, default=str))
+    elif as_json:
+        click.echo(json.dumps(reports[0], indent=2, default=str))
+    if len(reports) > 1 and not as_json:
+        failed = sum(1 for r in reports if not r["ok"])
+        click.echo(f"{len(reports)} shard sets: {'all OK' if not failed else f'{failed} FAILED'}")
+    ctx.exit(0 if all(r["ok"] for r in reports) else 1)
+
+
+def _here() -> tuple[str, ...]:
+    """No PATHS: the current folder, or ./shards (where `tfrec build` writes) when the current
+    folder holds no shard."""
+    from tfrec_tools.builder.config import DEFAULT_OUT
+    from tfrec_tools.read.files import shard_sets
+
+    if not shard_sets(".") and os.path.isdir(DEFAULT_OUT):
+        return (DEFAULT_OUT,)
+    return (".",)
+
+
+def _shard_groups(paths: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The paths to inspect together: each shard set of a folder that holds several is
+    inspected alone; everything else together, as given."""
+    from tfrec_tools import fs
+    from tfrec_tools.read.files import shard_sets
+
+    together, alone = [], []
+    for path in paths:
+        sets = shard_sets(path) if "*" not in path and fs.isdir(path) else []
+        if len(sets) > 1:
+            alone += [s.files for s in sets]
+        else:
+            together.append(path)
+    return ([tuple(together)] if together else []) + alone
+
+
+def _inspect_one(files, config, *, grid, grid_count: int, several: bool, text: bool) -> dict:
+    """Inspect one group, write its contact sheet, print its text report (``text``); its JSON."""
+    from tfrec_tools.contact_sheet import contact_sheet
+    from tfrec_tools.validate import grid_tiles, inspect_shards
+
+    report = inspect_shards(files, config)
     if grid:
+        grid = _suffixed(grid, _set_label(files)) if several else grid
         contact_sheet(grid_tiles(report, grid_count), grid)
-    click.echo(json.dumps(report.to_json(), indent=2, default=str) if as_json else render(report))
-    if grid and not as_json:
-        click.echo(f"contact sheet: {grid}")
-    ctx.exit(0 if report.ok else 1)
+    if text:
+        click.echo(f"== {_set_label(files)} ==" if several else "", nl=several)
+        click.echo(render(report))
+        if grid:
+            click.echo(f"contact sheet: {grid}")
+        click.echo("" if several else "", nl=several)
+    return {"set": _set_label(files), **report.to_json()} if several else report.to_json()
+
+
+def _set_label(files) -> str:
+    from tfrec_tools import naming
+
+    parsed = naming.parse_shard_name(files[0])
+    return parsed[0] if parsed else naming.base_name(files[0])
+
+
+def _suffixed(path: str, label: str) -> str:
+    stem, dot, ext = path.rpartition(".")
+    return f"{stem}-{label}.{ext}" if dot else f"{path}-{label}"
 
 
 def render(report) -> str:
@@ -61,7 +130,8 @@ def render(report) -> str:
 def _files(report) -> list[str]:
     total = report.name_total
     names = "names state no count" if total is None else f"names say {total}"
-    head = f"{len(report.files)} files, {report.records} records ({names})"
+    count = len(report.files)
+    head = f"{count} file{'s' if count > 1 else ''}, {report.records} records ({names})"
     lines = [head + (f"; manifest {report.manifest_path}" if report.manifest_path else "")]
     lines.append(f"  {'file':<32} {'name':>7} {'records':>8} {'bytes':>11}  fold")
     for f in report.files:

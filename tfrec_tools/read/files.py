@@ -4,6 +4,7 @@ them, or (foreign shards) a schema probed from their first record."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from tfrec_tools import fs, naming
 from tfrec_tools.errors import ShardError
@@ -12,15 +13,42 @@ from tfrec_tools.quiet import import_tensorflow, tf_error_text
 from tfrec_tools.schema import FeatureSpec, Schema
 
 SHARD_PATTERNS = ("*.tfrec", "*.tfrecord", "*.tfrecords")
+ROLES = ("train", "predict")  # what a folder of several shard sets is asked for
 _GLOB_CHARS = "*?["
 
 
-def resolve_files(paths: str | Sequence[str]) -> list[str]:
+@dataclass(frozen=True)
+class ShardSet:
+    """The shards of one build in a folder (those its manifest lists), or foreign shards that
+    share a name prefix (no manifest)."""
+
+    name: str
+    folder: str
+    files: tuple[str, ...]
+    manifest_path: str | None
+    labeled: bool | None  # None: foreign shards, unknown
+    folds: int
+
+    @property
+    def pattern(self) -> str:
+        """The glob that names this set alone (quote it in a shell)."""
+        return fs.join(self.folder, f"{self.name}*.tfrec")
+
+    def describe(self) -> str:
+        kind = {True: "labeled", False: "unlabeled", None: "no manifest"}[self.labeled]
+        folds = f", {self.folds} folds" if self.folds else ""
+        files = f"{len(self.files)} file{'s' if len(self.files) > 1 else ''}"
+        return f"{self.pattern} ({files}, {kind}{folds})"
+
+
+def resolve_files(paths: str | Sequence[str], role: str | None = None) -> list[str]:
     """Shard files named by ``paths``: files, folders (their ``*.tfrec``/``*.tfrecord(s)``),
-    or glob patterns; local or ``gs://``. Sorted, without duplicates.
+    or glob patterns; local or ``gs://``. Sorted, without duplicates. A folder holding several
+    shard sets gives the set ``role`` asks for (see ``pick_set``).
 
     Raises:
-        ShardError: a path matches nothing, or no shard is found at all.
+        ShardError: a path matches nothing, no shard is found at all, or a folder holds several
+            sets and ``role`` does not pick one.
     """
     tf = import_tensorflow()
     found: list[str] = []
@@ -29,7 +57,7 @@ def resolve_files(paths: str | Sequence[str]) -> list[str]:
         if any(c in path for c in _GLOB_CHARS):
             matches = tf.io.gfile.glob(path)
         elif fs.isdir(path):
-            matches = [m for p in SHARD_PATTERNS for m in tf.io.gfile.glob(fs.join(path, p))]
+            matches = list(pick_set(shard_sets(path), role, path).files)
         elif fs.exists(path):
             matches = [path]
         else:
@@ -38,6 +66,69 @@ def resolve_files(paths: str | Sequence[str]) -> list[str]:
             raise ShardError(f"{path}: no shard files (*.tfrec, *.tfrecord) found")
         found.extend(matches)
     return sorted(set(found))
+
+
+def shard_sets(folder: str) -> list[ShardSet]:
+    """The shard sets in ``folder``: one per readable manifest (the files it lists that
+    exist), then the other shard files grouped by name prefix. Empty when there is no shard."""
+    tf = import_tensorflow()
+    files = sorted({m for p in SHARD_PATTERNS for m in tf.io.gfile.glob(fs.join(folder, p))})
+    by_name = {naming.base_name(f): f for f in files}
+    sets, claimed = [], set()
+    for entry in sorted(fs.listdir(folder)):
+        if not entry.endswith(SUFFIX):
+            continue
+        try:
+            manifest = read_manifest(fs.join(folder, entry))
+        except ShardError:  # a damaged manifest: its shards count as foreign below
+            continue
+        own = tuple(by_name[s.file] for s in manifest.shards if s.file in by_name)
+        claimed.update(own)
+        labeled = bool(manifest.labels)
+        sets.append(
+            ShardSet(manifest.name, folder, own, fs.join(folder, entry), labeled, manifest.folds)
+        )
+    foreign: dict[str, list[str]] = {}
+    for path in (f for f in files if f not in claimed):
+        parsed = naming.parse_shard_name(path)
+        foreign.setdefault(parsed[0] if parsed else "", []).append(path)
+    # Files named like a build but not in its manifest (renamed, copied in) stay with it, so
+    # `inspect` reports them there instead of as a second set of the same name.
+    sets = [replace(s, files=tuple(sorted(s.files + tuple(foreign.pop(s.name, ()))))) for s in sets]
+    sets += [ShardSet(n, folder, tuple(f), None, None, 0) for n, f in sorted(foreign.items())]
+    return sorted((s for s in sets if s.files), key=lambda s: (s.labeled is not True, s.name))
+
+
+def pick_set(sets: list[ShardSet], role: str | None, folder: str) -> ShardSet:
+    """The one set of a folder that ``role`` means: "train" the labeled, fold-assigned set
+    (else the labeled one, else the one without a manifest); "predict" the unlabeled one.
+    A folder with a single set gives it whatever the role.
+
+    Raises:
+        ShardError: no set, or several that the role cannot tell apart.
+    """
+    if not sets:
+        raise ShardError(f"{folder}: no shard files (*.tfrec, *.tfrecord) found")
+    if len(sets) == 1:
+        return sets[0]
+    if role == "train":
+        tiers = ([s for s in sets if s.labeled and s.folds], [s for s in sets if s.labeled])
+        tiers += ([s for s in sets if s.labeled is None],)
+    elif role == "predict":
+        tiers = ([s for s in sets if s.labeled is False], [s for s in sets if not s.labeled])
+    else:
+        tiers = ()
+    for tier in tiers:
+        if len(tier) == 1:
+            return tier[0]
+        if tier:
+            break
+    listed = "; ".join(s.describe() for s in sets)
+    want = {"train": "a labeled set", "predict": "an unlabeled set"}.get(role or "", "one set")
+    raise ShardError(
+        f"{folder} holds {len(sets)} shard sets: {listed}; pass the glob of {want} "
+        f'(quoted), e.g. "{sets[0].pattern}"'
+    )
 
 
 def find_manifest(files: Sequence[str]) -> str | None:

@@ -48,7 +48,7 @@ def training_data(
     Raises:
         ConfigError: no labels, no image size, or fold options the shards cannot satisfy.
     """
-    files = tuple(resolve_files(list(shards)))
+    files = tuple(resolve_files(list(shards), role="train"))
     manifest = load_manifest(files)
     if manifest is None:
         return _foreign_data(files, image_size=image_size, num_folds=num_folds, seed=seed)

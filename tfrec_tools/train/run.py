@@ -131,7 +131,7 @@ def _callback_dir(config: TrainConfig, device: Device) -> Iterator[str]:
 def _test_files(config: TrainConfig, data: TrainData) -> tuple[str, ...]:
     if not config.test:
         return ()
-    files = tuple(resolve_files(list(config.test)))
+    files = tuple(resolve_files(list(config.test), role="predict"))
     check_test_size(load_manifest(files), data.image_size, given=config.image_size is not None)
     check_test_inputs(files, data.inputs, data.vocabularies)
     return files

@@ -1,5 +1,5 @@
 """The distribution strategy, detected once: several workers named by ``TF_CONFIG`` ->
-TPU -> several GPUs -> one GPU -> CPU."""
+TPU (a named TPU node, then a TPU attached to this VM) -> several GPUs -> one GPU -> CPU."""
 
 from __future__ import annotations
 
@@ -10,12 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfrec_tools.errors import ConfigError
-from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.quiet import import_tensorflow, tf_error_text
 
 log = logging.getLogger(__name__)
 # The task types MultiWorkerMirroredStrategy trains with; "evaluator" tasks are not part of
 # the collective ring and "ps" belongs to ParameterServerStrategy.
 COLLECTIVE_TASKS = ("chief", "worker")
+# TPUClusterResolver's tpu argument for a TPU attached to this VM (TPU VMs: Kaggle and Colab
+# today, Cloud TPU VMs such as v3-8, v4, v5e). Without an argument it finds the TPU *node*
+# that TPU_NAME, TPU_CONFIG or KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS names (Colab's and Kaggle's
+# former TPU runtimes, a GCE VM beside a TPU node, GKE), and raises ValueError when nothing
+# names one.
+ATTACHED_TPU = "local"
+# Device types TensorFlow lists, before any initialisation, when libtpu finds TPU chips here.
+TPU_DEVICE_TYPES = ("TPU_SYSTEM", "TPU")
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,10 @@ class Device:
 
 def detect_device(multi_worker: bool = True) -> Device:
     """MultiWorkerMirroredStrategy when ``TF_CONFIG`` names several workers (and
-    ``multi_worker``), else TPUStrategy when a TPU cluster resolves, else MirroredStrategy
-    over several GPUs, else the default strategy on the one GPU or the CPU.
+    ``multi_worker``), else TPUStrategy when a TPU starts (the TPU node the environment
+    names, else the TPU attached to this VM), else MirroredStrategy over several GPUs, else
+    the default strategy on the one GPU or the CPU. A named TPU node that does not start is
+    logged as a warning and skipped; an attached TPU that does not start is an error.
 
     Call it before any other TensorFlow op: collective ops are configured at start-up.
 
@@ -57,8 +67,6 @@ def detect_device(multi_worker: bool = True) -> Device:
         return _multi_worker(tf, cluster)
     tpu = _tpu_resolver(tf)
     if tpu is not None:
-        tf.config.experimental_connect_to_cluster(tpu)
-        tf.tpu.experimental.initialize_tpu_system(tpu)
         strategy = tf.distribute.TPUStrategy(tpu)
         return Device(
             strategy, "TPU", strategy.num_replicas_in_sync, workers=strategy.extended.num_hosts
@@ -137,8 +145,49 @@ def _multi_worker(tf, cluster: Cluster) -> Device:
 
 
 def _tpu_resolver(tf):
+    """The resolver of a started TPU system, or None: first the TPU node the environment
+    names (``TPUClusterResolver()``), then the TPU attached to this VM (``tpu="local"``)."""
+    # Cloud TPU VM guides export TPU_NAME=local, which the no-argument form would look up
+    # in the Cloud TPU API as a TPU node called "local".
+    if os.environ.get("TPU_NAME", "").strip() != ATTACHED_TPU:
+        resolver = _start_tpu(tf, None)
+        if resolver is not None:
+            return resolver
+    # TPUClusterResolver(tpu="local") is created even on a machine without a TPU; only
+    # initialize_tpu_system tells, and there it fails (NotFoundError, 0.2 s) after clearing
+    # TensorFlow's eager caches. Listing devices is instant and has no side effects.
+    if not any(tf.config.list_physical_devices(kind) for kind in TPU_DEVICE_TYPES):
+        log.debug("no TPU attached to this machine")
+        return None
+    resolver = _start_tpu(tf, ATTACHED_TPU)
+    if resolver is None:  # training on the CPU of a TPU machine would only waste hours
+        raise ConfigError(
+            "this machine has a TPU (TensorFlow lists its devices) but it did not start (see "
+            "the warning above); if another process holds it (a second notebook kernel or "
+            "script), stop that process and run again"
+        )
+    return resolver
+
+
+def _start_tpu(tf, tpu: str | None):
+    """Resolve, connect to and initialise one form's TPU; None (logged) when that fails."""
+    form = "TPUClusterResolver()" if tpu is None else f"TPUClusterResolver(tpu={tpu!r})"
+    resolver = None
     try:
-        return tf.distribute.cluster_resolver.TPUClusterResolver()
-    except (ValueError, RuntimeError, tf.errors.NotFoundError) as err:
-        log.debug("no TPU: %s", err)
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            **({} if tpu is None else {"tpu": tpu})
+        )
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return resolver
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as err:
+        # A ValueError from the constructor means nothing names a TPU: the usual case, not
+        # worth a warning. Anything else means a TPU was named or attached but did not start.
+        quiet = resolver is None and isinstance(err, ValueError)
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "TPU not used: %s failed: %s",
+            form,
+            tf_error_text(err),
+        )
         return None

@@ -141,7 +141,7 @@ def build_shards(root: Path) -> None:
         shards=SHARDS,
         existing="overwrite",
     )
-    report = build(config, progress=False)
+    report = build(config)
     print(f"  built {report.records} records into {root / 'shards'}")
 
 

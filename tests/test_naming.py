@@ -49,3 +49,17 @@ def test_partial_belongs_to_its_own_build_only():
 def test_tfds_style_sharded_names_state_no_count():
     assert naming.parse_count("train.tfrecord-00003-of-00010") is None
     assert naming.parse_count("part-00000-of-00010.tfrecord") is None
+
+
+def test_side_file_names():
+    assert naming.rejected_name("train") == "train.rejected.csv"
+    assert naming.unmatched_name("train") == "train.unmatched.txt"
+    assert naming.state_dir_name("train") == ".train.build"
+
+
+def test_state_dir_is_a_hidden_folder_with_a_name():
+    assert naming.is_state_dir(naming.state_dir_name("train"))
+    assert naming.is_state_dir("gs://bucket/out/.ld_train.build")
+    assert not naming.is_state_dir("train.build")  # not hidden
+    assert not naming.is_state_dir(".build")  # no build name
+    assert not naming.is_state_dir(".train.build/plan.json")

@@ -28,7 +28,7 @@ def shards(dataset, tmp_path) -> Path:
         feature_cols=("patient_id",),
         workers=1,
     )
-    build(config, progress=False)
+    build(config)
     return tmp_path / "shards"
 
 

@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "build": "tfrec_tools.builder.run",
+    "plan_build": "tfrec_tools.builder.run",
     "BuildConfig": "tfrec_tools.builder.config",
     "BuildReport": "tfrec_tools.builder.run",
     "ImageConfig": "tfrec_tools.builder.config",

@@ -1,7 +1,9 @@
-"""Shard file names: built and parsed here and nowhere else.
+"""Shard and side-file names: built and parsed here and nowhere else.
 
 A shard is named ``{name}{NN}-{count}.tfrec`` (``train07-1233.tfrec``): NN is the shard index,
 count is the exact number of records in the file, so totals can be read from names alone.
+The side files of a build are named here too: ``train.rejected.csv``, ``train.unmatched.txt``
+and the state folder ``.train.build`` of an unfinished build.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from tfrec_tools.errors import ShardError
 
 SHARD_SUFFIX = ".tfrec"
 PARTIAL_SUFFIX = ".tfrec.partial"
+REJECTED_SUFFIX = ".rejected.csv"
+UNMATCHED_SUFFIX = ".unmatched.txt"
+STATE_SUFFIX = ".build"
 # The count is the last run of digits before the suffix, after a dash; only the base name is
 # read, so digits in folder names (``data-2.1/``) never leak in.
 _COUNT = re.compile(r"-(\d+)\.tfrec(?:ords?)?$")
@@ -56,6 +61,32 @@ def is_partial_of(path: str, name: str) -> bool:
     base = base_name(path)
     stem = base[: -len(PARTIAL_SUFFIX)] if base.endswith(PARTIAL_SUFFIX) else ""
     return stem.startswith(name) and stem[len(name) :].isdigit()
+
+
+# --- side files a build writes beside its shards (the manifest's name lives in manifest.py) --
+
+
+def rejected_name(name: str) -> str:
+    """``train.rejected.csv``: the rows of the build named ``name`` that did not land."""
+    return f"{name}{REJECTED_SUFFIX}"
+
+
+def unmatched_name(name: str) -> str:
+    """``train.unmatched.txt``: the images no row of the build named ``name`` names."""
+    return f"{name}{UNMATCHED_SUFFIX}"
+
+
+def state_dir_name(name: str) -> str:
+    """``.train.build``: the hidden folder that makes an interrupted build resumable; it is
+    removed when the build finishes."""
+    return f".{name}{STATE_SUFFIX}"
+
+
+def is_state_dir(path: str) -> bool:
+    """Whether ``path`` is named like the state folder of some build (``.{name}.build``)."""
+    base = base_name(path)
+    hidden = base.startswith(".") and base.endswith(STATE_SUFFIX)
+    return hidden and len(base) > len(f".{STATE_SUFFIX}")  # a name between the two
 
 
 _OF = re.compile(r"-\d+-of-\d+\.tfrec(?:ords?)?$")  # TFDS/Beam "-00003-of-00010": no count

@@ -431,9 +431,7 @@ def _check_leftovers(files: Sequence[str], report: InspectReport) -> None:
     names = {parsed[0] for parsed in map(naming.parse_shard_name, files) if parsed}
     for folder in sorted({naming.folder_name(f) for f in files}):
         for entry in fs.listdir(folder):
-            leftover = entry.endswith(naming.PARTIAL_SUFFIX) or (
-                entry.startswith(".") and entry.endswith(".build")
-            )
+            leftover = entry.endswith(naming.PARTIAL_SUFFIX) or naming.is_state_dir(entry)
             if leftover and _belongs(entry, names):
                 report.problems.append(
                     f"{fs.join(folder, entry)}: left over from an interrupted build; finish it "
@@ -444,7 +442,7 @@ def _check_leftovers(files: Sequence[str], report: InspectReport) -> None:
 def _belongs(entry: str, names: set[str]) -> bool:
     if not names:
         return True
-    return any(naming.is_partial_of(entry, n) or entry == f".{n}.build" for n in names)
+    return any(naming.is_partial_of(entry, n) or entry == naming.state_dir_name(n) for n in names)
 
 
 def grid_tiles(report: InspectReport, count: int = 16) -> list[tuple[bytes, str]]:

@@ -29,7 +29,7 @@ def test_missing_beam_says_how_to_install(dataset, tmp_path, monkeypatch):
         match=r"--runner beam needs Apache Beam: pip install "
         r"'tfrec-tools\[beam\]'",
     ):
-        build(config_for(dataset, tmp_path / "out", runner="beam"), progress=False)
+        build(config_for(dataset, tmp_path / "out", runner="beam"))
 
 
 def test_beam_option_needs_the_beam_runner(dataset, tmp_path):
@@ -40,7 +40,7 @@ def test_beam_option_needs_the_beam_runner(dataset, tmp_path):
 @pytest.mark.slow
 def test_beam_and_local_pool_write_the_same_bytes(dataset, tmp_path):
     pytest.importorskip("apache_beam")
-    build(config_for(dataset, tmp_path / "local", workers=1), progress=False)
-    report = build(config_for(dataset, tmp_path / "beam", runner="beam", workers=2), progress=False)
+    build(config_for(dataset, tmp_path / "local", workers=1))
+    report = build(config_for(dataset, tmp_path / "beam", runner="beam", workers=2))
     assert report.records == 48 and report.shards == 4
     assert digests(tmp_path / "beam") == digests(tmp_path / "local")

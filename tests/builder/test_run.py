@@ -46,7 +46,7 @@ def shard_files(folder: Path) -> list[str]:
 
 
 def test_round_trip_ids_labels_folds_images(dataset, tmp_path):
-    report = build(config_for(dataset, tmp_path / "out"), progress=False)
+    report = build(config_for(dataset, tmp_path / "out"))
     manifest = read_manifest(report.manifest_path)
     records = read_records(shard_files(tmp_path / "out"))
     assert len(records) == report.records == 48 == manifest.totals["records"]
@@ -77,7 +77,7 @@ def test_round_trip_ids_labels_folds_images(dataset, tmp_path):
 
 
 def test_count_in_names_equals_records(dataset, tmp_path):
-    build(config_for(dataset, tmp_path / "out", shards=6, folds=3), progress=False)
+    build(config_for(dataset, tmp_path / "out", shards=6, folds=3))
     files = shard_files(tmp_path / "out")
     assert len(files) == 6
     for path in files:
@@ -86,7 +86,7 @@ def test_count_in_names_equals_records(dataset, tmp_path):
 
 
 def test_manifest_matches_files(dataset, tmp_path):
-    report = build(config_for(dataset, tmp_path / "out"), progress=False)
+    report = build(config_for(dataset, tmp_path / "out"))
     manifest = read_manifest(report.manifest_path)
     for entry in manifest.shards:
         data = (tmp_path / "out" / entry.file).read_bytes()
@@ -111,7 +111,7 @@ def test_bad_images_are_rejected_not_fatal(dataset, tmp_path):
     (images / "a" / "img003.jpg").write_text("hello")
     data = (images / "a" / "img005.jpg").read_bytes()
     (images / "a" / "img005.jpg").write_bytes(data[: len(data) // 2])
-    report = build(config_for(dataset, tmp_path / "out"), progress=False)
+    report = build(config_for(dataset, tmp_path / "out"))
     assert report.records == 45
     assert report.rejected == {"empty file": 1, "not an image": 1, "unreadable image": 1}
     with open(report.rejected_path) as handle:
@@ -125,21 +125,21 @@ def test_bad_images_are_rejected_not_fatal(dataset, tmp_path):
 
 
 def test_workers_do_not_change_a_byte(dataset, tmp_path):
-    build(config_for(dataset, tmp_path / "one", workers=1), progress=False)
-    build(config_for(dataset, tmp_path / "two", workers=2), progress=False)
+    build(config_for(dataset, tmp_path / "one", workers=1))
+    build(config_for(dataset, tmp_path / "two", workers=2))
     assert digests(tmp_path / "one") == digests(tmp_path / "two")
 
 
 def test_existing_output_is_never_mixed(dataset, tmp_path):
-    build(config_for(dataset, tmp_path / "out"), progress=False)
+    build(config_for(dataset, tmp_path / "out"))
     with pytest.raises(ConfigError, match="already holds a build named 'train'.*--overwrite"):
-        build(config_for(dataset, tmp_path / "out", shards=2), progress=False)
-    build(config_for(dataset, tmp_path / "out", shards=2, existing="overwrite"), progress=False)
+        build(config_for(dataset, tmp_path / "out", shards=2))
+    build(config_for(dataset, tmp_path / "out", shards=2, existing="overwrite"))
     assert len(shard_files(tmp_path / "out")) == 2
 
 
 def test_crash_mid_build_then_resume_is_identical(dataset, tmp_path, monkeypatch):
-    build(config_for(dataset, tmp_path / "clean"), progress=False)
+    build(config_for(dataset, tmp_path / "clean"))
     real, calls = images_module.prepare_image, {"n": 0}
 
     def crash_on_30th(data, config):
@@ -150,30 +150,49 @@ def test_crash_mid_build_then_resume_is_identical(dataset, tmp_path, monkeypatch
 
     monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", crash_on_30th)
     with pytest.raises(KeyboardInterrupt):
-        build(config_for(dataset, tmp_path / "out"), progress=False)
+        build(config_for(dataset, tmp_path / "out"))
     left = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert any(name.endswith(naming.PARTIAL_SUFFIX) for name in left)
     for path in shard_files(tmp_path / "out"):  # finished shards state the true count
         assert naming.parse_count(path) == len(read_records([path]))
     monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", real)
-    report = build(config_for(dataset, tmp_path / "out", existing="resume"), progress=False)
+    written = naming.count_data_items(shard_files(tmp_path / "out"))
+    seen: list[int] = []
+    report = build(config_for(dataset, tmp_path / "out", existing="resume"), progress=seen.append)
     assert report.reused_shards >= 1
     assert digests(tmp_path / "out") == digests(tmp_path / "clean")
+    assert seen[0] == written and sum(seen) == 48  # the bar starts where the crash left it
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_adds_up_to_the_images_of_the_plan(dataset, tmp_path, workers):
+    images, _ = dataset
+    (images / "a" / "img001.jpg").write_bytes(b"")  # a rejected image counts as done too
+    seen: list[int] = []
+    report = build(config_for(dataset, tmp_path / "out", workers=workers), progress=seen.append)
+    assert report.records == 47 and sum(seen) == 48
+
+
+def test_resume_of_finished_build_reports_no_progress(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "out"))
+    seen: list[int] = []
+    build(config_for(dataset, tmp_path / "out", existing="resume"), progress=seen.append)
+    assert seen == []
 
 
 def test_resume_with_other_options_is_refused(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", _interrupt)
     with pytest.raises(KeyboardInterrupt):
-        build(config_for(dataset, tmp_path / "out"), progress=False)
+        build(config_for(dataset, tmp_path / "out"))
     monkeypatch.undo()
     with pytest.raises(ConfigError, match="was started with other inputs or options"):
-        build(config_for(dataset, tmp_path / "out", seed=7, existing="resume"), progress=False)
+        build(config_for(dataset, tmp_path / "out", seed=7, existing="resume"))
 
 
 def test_resume_of_finished_build_changes_nothing(dataset, tmp_path):
-    build(config_for(dataset, tmp_path / "out"), progress=False)
+    build(config_for(dataset, tmp_path / "out"))
     before = digests(tmp_path / "out")
-    report = build(config_for(dataset, tmp_path / "out", existing="resume"), progress=False)
+    report = build(config_for(dataset, tmp_path / "out", existing="resume"))
     assert report.records == 48 and digests(tmp_path / "out") == before
 
 
@@ -188,7 +207,7 @@ def test_unlabeled_build(tmp_path):
         shards=2,
         workers=1,
     )
-    report = build(config, progress=False)
+    report = build(config)
     records = read_records(shard_files(tmp_path / "out"))
     assert sorted(r["image_id"].decode() for r in records) == [f"t{i}" for i in range(5)]
     assert set(records[0]) == {"image", "image_id", "height", "width"}
@@ -204,7 +223,7 @@ def test_remote_output_goes_through_gfile(dataset, tmp_path):
     from tfrec_tools.validate import inspect_shards
 
     out = f"ram://{tmp_path.name}/shards"
-    report = build(config_for(dataset, out), progress=False)
+    report = build(config_for(dataset, out))
     assert report.manifest_path == f"{out}/train.manifest.json"
     inspected = inspect_shards(out)
     assert inspected.ok and inspected.records == 48

@@ -78,7 +78,7 @@ def built(tmp_path_factory) -> list[str]:
         feature_cols=("age", "site"),
         workers=1,
     )
-    build(config, progress=False)
+    build(config)
     return sorted(str(p) for p in (root / "shards").glob("*.tfrec"))
 
 

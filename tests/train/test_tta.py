@@ -50,7 +50,7 @@ def brightness_shards(tmp_path, n: int = 23):
         shards=3,
         workers=1,
     )
-    build(config, progress=False)
+    build(config)
     return sorted(str(p) for p in (tmp_path / "shards").glob("*.tfrec")), levels
 
 

@@ -15,6 +15,7 @@ from tfrec_tools.builder.config import BuildConfig
 from tfrec_tools.builder.plan import NothingToBuild, Plan, Rejection, make_plan
 from tfrec_tools.builder.table import read_table
 from tfrec_tools.builder.write import (
+    Progress,
     ShardJob,
     ShardResult,
     WorkerPool,
@@ -57,11 +58,23 @@ class BuildReport:
 def build(
     config: BuildConfig,
     *,
-    progress: bool = True,
     on_plan: Callable[[Plan], None] | None = None,
+    progress: Progress | None = None,
 ) -> BuildReport:
-    """Build shards, manifest and rejected list in ``config.out``; ``on_plan`` sees the plan
-    before anything is written.
+    """Build shards, manifest and rejected list in ``config.out``.
+
+    Args:
+        config: what to build, from where, into which folder.
+        on_plan: called with the plan before anything is written (``tfrec build`` prints it).
+        progress: called with the number of images just written, a few at a time. The calls
+            add up to the images of the plan (``sum(len(s.rows) for s in plan.shards)``): a
+            resumed build first reports those its interrupted run wrote. Not called by the beam
+            runner. Default None: nothing is reported and no bar is drawn (``build`` used to
+            draw a tqdm bar itself; ``tfrec build`` still does, and
+            ``progress=tqdm(unit="img").update`` brings one back).
+
+    Returns:
+        What was written, for the caller to print and to decide on (``num_rejected``).
 
     Raises:
         ConfigError: options contradict each other, the data, or what ``out`` holds.
@@ -82,7 +95,7 @@ def build(
         done = _prepare_output(plan, state)
         if done is None:  # --resume of a build that had already finished
             return _report_from_manifest(plan)
-        _write_shards(plan, [s for s in plan.shards if s.index not in done], state, pool, progress)
+        _write_shards(plan, done, state, pool, progress or (lambda images: None))
     results = load_results(state)
     missing = sorted({s.index for s in plan.shards} - set(results))
     if missing:
@@ -115,21 +128,22 @@ def _plan_or_reject(config: BuildConfig) -> Plan:
         raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
 
 
-def _write_shards(plan: Plan, todo, state: str, pool: WorkerPool, progress: bool) -> None:
-    """Write the shards still to do, recording each result in the state folder."""
+def _write_shards(
+    plan: Plan, done: dict[int, ShardResult], state: str, pool: WorkerPool, progress: Progress
+) -> None:
+    """Write the shards not ``done`` yet, recording each result in the state folder."""
     config = plan.config
+    todo = [s for s in plan.shards if s.index not in done]
     if config.runner == "beam":
         from tfrec_tools.builder.beam import beam_args, write_shards_beam
 
         write_shards_beam(todo, _job(plan), state, beam_args(config.beam_options, config.workers))
         return
-    from tqdm import tqdm
-
-    total = sum(len(s.rows) for s in todo)
-    desc = f"build {config.name}"
-    with tqdm(total=total, unit="img", desc=desc, disable=None if progress else True) as bar:
-        for result in pool.write(todo, _job(plan), bar.update):
-            save_result(state, result)
+    reused = sum(len(s.rows) for s in plan.shards if s.index in done)
+    if reused:
+        progress(reused)
+    for result in pool.write(todo, _job(plan), progress):
+        save_result(state, result)
 
 
 def _make_plan(config: BuildConfig) -> Plan:
@@ -171,13 +185,14 @@ def _outputs_if_any(config: BuildConfig) -> list[str]:
 
 
 def _state_dir(config: BuildConfig) -> str:
-    return fs.join(config.out, f".{config.name}.build")
+    return fs.join(config.out, naming.state_dir_name(config.name))
 
 
 def _outputs(config: BuildConfig) -> list[str]:
     """Every file in ``out`` that belongs to a build named ``config.name``."""
-    own = {f"{config.name}{s}" for s in (".manifest.json", ".rejected.csv", ".unmatched.txt")}
-    own.add(f".{config.name}.build")
+    name = config.name
+    own = {naming.rejected_name(name), naming.unmatched_name(name), naming.state_dir_name(name)}
+    own.add(naming.base_name(manifest_path(config.out, name)))
     found = []
     for entry in fs.listdir(config.out):
         parsed = naming.parse_shard_name(entry)
@@ -258,7 +273,7 @@ def _finish(plan: Plan, results: list[ShardResult], *, reused: int) -> BuildRepo
     rejected_path = _write_rejected(config, rejected)
     unmatched_path = None
     if plan.unmatched:
-        unmatched_path = fs.join(config.out, f"{config.name}.unmatched.txt")
+        unmatched_path = fs.join(config.out, naming.unmatched_name(config.name))
         fs.write_bytes_atomic(unmatched_path, ("\n".join(plan.unmatched) + "\n").encode("utf-8"))
     reasons = dict(sorted(Counter(r.reason for r in rejected).items()))
     entries = tuple(r.entry for r in results)
@@ -281,7 +296,7 @@ def _finish(plan: Plan, results: list[ShardResult], *, reused: int) -> BuildRepo
 
 def _write_rejected(config: BuildConfig, rejected: list[Rejection]) -> str:
     fs.makedirs(config.out)
-    path = fs.join(config.out, f"{config.name}.rejected.csv")
+    path = fs.join(config.out, naming.rejected_name(config.name))
     fs.write_bytes_atomic(path, _rejected_csv(rejected))
     return path
 
@@ -333,10 +348,10 @@ def _manifest(plan: Plan, entries: tuple[ShardEntry, ...], reasons: dict[str, in
 def _report_from_manifest(plan: Plan) -> BuildReport:
     config = plan.config
     manifest = read_manifest(manifest_path(config.out, config.name))
-    unmatched = fs.join(config.out, f"{config.name}.unmatched.txt")
+    unmatched = fs.join(config.out, naming.unmatched_name(config.name))
     return BuildReport(
         manifest_path(config.out, config.name),
-        fs.join(config.out, f"{config.name}.rejected.csv"),
+        fs.join(config.out, naming.rejected_name(config.name)),
         unmatched if fs.exists(unmatched) else None,
         rows=manifest.totals["rows"],
         records=manifest.totals["records"],

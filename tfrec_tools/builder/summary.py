@@ -72,10 +72,10 @@ def describe_labels(plan: Plan) -> str:
 
 def existing_build(config) -> bool:
     """Whether ``out`` already holds a build of this name (its manifest or state folder)."""
-    from tfrec_tools import fs
+    from tfrec_tools import fs, naming
     from tfrec_tools.manifest import manifest_path
 
-    state = fs.join(config.out, f".{config.name}.build")
+    state = fs.join(config.out, naming.state_dir_name(config.name))
     return fs.exists(manifest_path(config.out, config.name)) or fs.exists(state)
 
 

@@ -7,6 +7,7 @@ import os
 
 import click
 
+from tfrec_tools import naming
 from tfrec_tools.builder.config import (
     DEFAULT_OUT,
     FITS,
@@ -16,6 +17,7 @@ from tfrec_tools.builder.config import (
     ImageConfig,
 )
 from tfrec_tools.cli.types import SIZE
+from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
 
 
 @click.command("build")
@@ -152,7 +154,7 @@ def build_command(
 
     Example: tfrec build images/ labels.csv --shards 16
     """
-    from tfrec_tools.builder.run import build, plan_build
+    from tfrec_tools.builder.run import plan_build
     from tfrec_tools.builder.summary import plan_summary, render_summary
 
     _check_flags(overwrite=overwrite, resume=resume, dry_run=dry_run, as_json=as_json)
@@ -191,7 +193,7 @@ def build_command(
             )
         click.echo(json.dumps(summary, indent=2) if as_json else "\n".join(lines))
         return
-    report = build(config, progress=not no_progress, on_plan=_print_plan)
+    report = _build(config, show_bar=not no_progress)
     _print_summary(report)
     if strict and report.num_rejected:
         raise click.ClickException(f"--strict: {report.num_rejected} rows rejected")
@@ -205,6 +207,46 @@ def _check_flags(*, overwrite: bool, resume: bool, dry_run: bool, as_json: bool)
         raise click.UsageError(f"--dry-run writes nothing, so {flag} has no meaning: drop one")
     if as_json and not dry_run:
         raise click.UsageError("--json prints the plan of --dry-run: add --dry-run")
+
+
+def _build(config: BuildConfig, *, show_bar: bool):
+    """`build`, printing the plan first and drawing the progress bar while shards are written."""
+    from tfrec_tools.builder.run import build
+
+    bar = _ProgressBar()
+
+    def on_plan(plan) -> None:
+        _print_plan(plan)
+        bar.expect(plan)
+
+    try:
+        return build(config, on_plan=on_plan, progress=bar.advance if show_bar else None)
+    finally:
+        bar.close()
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr over the images of the plan, drawn from the first images written
+    (so a resumed build starts where the interrupted one stopped, and a finished one draws
+    none); ``disable=None`` hides it when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self._total, self._desc, self._bar = 0, "build", None
+
+    def expect(self, plan) -> None:
+        self._total = sum(len(shard.rows) for shard in plan.shards)
+        self._desc = f"build {plan.config.name}"
+
+    def advance(self, images: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self._total, unit="img", desc=self._desc, disable=None)
+        self._bar.update(images)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _print_plan(plan) -> None:
@@ -232,8 +274,8 @@ def _print_summary(report) -> None:
     if report.unmatched:
         click.echo(f"{report.unmatched} images named by no row, listed in {report.unmatched_path}")
     click.echo(f"manifest: {report.manifest_path}")
-    folder = report.manifest_path.rsplit("/", 1)[0] if "/" in report.manifest_path else "."
-    name = report.manifest_path.rsplit("/", 1)[-1].removesuffix(".manifest.json")
+    folder = naming.folder_name(report.manifest_path)
+    name = naming.base_name(report.manifest_path).removesuffix(MANIFEST_SUFFIX)
     shards = folder if name == "train" else f'"{folder}/{name}*.tfrec"'
     if report.folds:
         click.echo(f"next: tfrec inspect {folder}  then  tfrec train {shards}")

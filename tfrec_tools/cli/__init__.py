@@ -16,6 +16,7 @@ COMMANDS = {
     "augment-preview": "tfrec_tools.cli.augment_preview:augment_preview_command",
     "build": "tfrec_tools.cli.build:build_command",
     "inspect": "tfrec_tools.cli.inspect:inspect_command",
+    "lr-find": "tfrec_tools.cli.lr_find:lr_find_command",
     "lr-plot": "tfrec_tools.cli.lr_plot:lr_plot_command",
     "predict": "tfrec_tools.cli.train:predict_command",
     "train": "tfrec_tools.cli.train:train_command",

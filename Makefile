@@ -25,17 +25,12 @@ test: lint
 
 demo: $(STAMP)
 	$(BIN)/tfrec build sample_data/images sample_data/labels.csv --out $(DEMO)/shards \
-		--size 64 --folds 4 --group-col patient_id \
-		--overwrite
-	$(BIN)/tfrec build sample_data/test_images --out $(DEMO)/shards --name test --size 64 \
-		--shards 2 --overwrite
-	$(BIN)/tfrec inspect "$(DEMO)/shards/train*.tfrec" --grid $(DEMO)/train-grid.png
-	$(BIN)/tfrec inspect "$(DEMO)/shards/test*.tfrec"
-	$(BIN)/tfrec train "$(DEMO)/shards/train*.tfrec" --test "$(DEMO)/shards/test*.tfrec" \
-		--out $(DEMO)/run --overwrite --quiet --epochs 12 --batch-size 8 --lr-max 2e-4 \
-		--warmup-epochs 2 --augment sample_data/augment.json
-	$(BIN)/tfrec predict "$(DEMO)/shards/test*.tfrec" --run $(DEMO)/run \
-		--out $(DEMO)/predictions.csv --tta 4
+		--size 64 --group-col patient_id --overwrite
+	$(BIN)/tfrec build sample_data/test_images --out $(DEMO)/shards --size 64 --overwrite
+	$(BIN)/tfrec inspect $(DEMO)/shards --grid $(DEMO)/grid.png
+	$(BIN)/tfrec train $(DEMO)/shards --out $(DEMO)/run --overwrite --quiet --epochs 12 \
+		--augment sample_data/augment.json
+	$(BIN)/tfrec predict $(DEMO)/shards --run $(DEMO)/run --tta 4
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/build.py

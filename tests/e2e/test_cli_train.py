@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -146,7 +147,8 @@ def test_augmentation_in_the_model_trains_and_predicts(shards, tmp_path):
     )
     assert result.exit_code == 0, result.output
     card = json.loads((run_dir / "model.json").read_text())
-    assert card["model"]["augment"]["flip_left_right"] is True  # the standard preset
+    assert card["model"]["augment"] == card["augment"]  # the settings, not a preset name
+    assert card["augment_on"] == "model" and card["augment"]["flip_up_down"] is False
     assert "standard, in the model" in next((run_dir / "reports").glob("*.md")).read_text()
     predicted = tmp_path / "pred.csv"
     result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", predicted)
@@ -196,7 +198,6 @@ def test_multi_output_fold(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "effnet"], "unknown model 'effnet'"),
         (["--fold", "7"], "--fold 7 does not exist: the shards have folds 0, 1"),
     ],
 )
@@ -205,6 +206,74 @@ def test_bad_train_options(shards, tmp_path, args, message):
     assert result.exit_code == 1
     assert message in result.output and result.output.startswith("Error: ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--model", "effnet"],
+            "Invalid value for '--model': 'effnet' is not one of 'efficientnet_b0',",
+        ),
+        (
+            ["--augment", "standrad"],
+            "Invalid value for '--augment': `augment` must be a preset (none, standard, "
+            "kaggle-melanoma) or the path of an existing JSON file. Received: augment='standrad'",
+        ),
+    ],
+)
+def test_typos_exit_2_before_tensorflow_is_imported(tmp_path, args, message):
+    code = (
+        "import sys\n"
+        "from tfrec_tools.cli import main\n"
+        "try: main(sys.argv[1:])\n"
+        "except SystemExit as exit: print('exit', exit.code, 'tensorflow' in sys.modules)\n"
+    )
+    command = [sys.executable, "-c", code, "train", "shards", "--out", str(tmp_path / "r"), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.stdout.strip() == "exit 2 False"
+    assert message in " ".join(result.stderr.split())
+    assert not (tmp_path / "r").exists()
+
+
+def learnable_shards(root: Path) -> Path:
+    """48 noisy images whose colour is their class: small_cnn learns it in a few epochs."""
+    from PIL import Image
+
+    rng, rows = np.random.default_rng(0), []
+    for i in range(48):
+        colour = np.array([(200, 40, 40), (40, 200, 40), (40, 40, 200)][i % 3])
+        pixels = np.clip(colour + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / f"c{i:02d}.png")
+        rows.append(f"c{i:02d},{'rgb'[i % 3]}\n")
+    (root / "labels.csv").write_text("image_id,label\n" + "".join(rows))
+    out = root / "shards"
+    args = ("build", root, root / "labels.csv", "--out", out, "--folds", "2", "--shards", "4")
+    assert run(*args, "--workers", "1").exit_code == 0
+    return out
+
+
+@pytest.mark.slow
+def test_a_run_that_did_not_learn_warns_and_a_good_run_does_not(shards, tmp_path):
+    tiny = ["--lr-max", "1e-9", "--lr-start", "0", "--lr-min", "0", "--warmup-epochs", "0"]
+    args = ("--fold", "0", "--epochs", "2", "--batch-size", "8", "--quiet", "--augment", "none")
+    result = run("train", f"{shards}/train*.tfrec", "--out", tmp_path / "tiny", *args, *tiny)
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.output.splitlines() if line.startswith("Warning:"))
+    assert "Warning: label: the model did not learn: OOF accuracy" in warning
+    assert "Try: raise the learning rate: --lr-max 0.0002 (this run: 1e-09 per sample" in warning
+    report = next((tmp_path / "tiny" / "reports").glob("*.md")).read_text()
+    assert "## Recommendations\n\n- label: the model did not learn" in report
+    sources = json.loads((tmp_path / "tiny" / "config.json").read_text())["sources"]
+    assert sources["schedule.lr_max"] == "--lr-max"
+    assert sources["schedule.kind"] == "model default (scratch)"
+
+    (tmp_path / "rgb").mkdir()
+    good = learnable_shards(tmp_path / "rgb")
+    args = (*args, "--epochs", "6", "--batch-size", "4")  # model defaults: lr, schedule
+    result = run("train", good, "--out", tmp_path / "good", *args)
+    assert result.exit_code == 0, result.output
+    assert "OOF label: accuracy 1.0000" in result.output and "Warning" not in result.output
 
 
 def test_unlabeled_shards_cannot_train(shards, tmp_path):
@@ -270,7 +339,7 @@ def test_predict_needs_every_fold_checkpoint(shards, tmp_path):
     assert run("train", f"{shards}/train*.tfrec", "--out", run_dir, *FAST).exit_code == 0
     (run_dir / "fold-1.weights.h5").unlink()
     result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", tmp_path / "p.csv")
-    assert result.output.strip() == (
+    assert result.output.strip().splitlines()[-1] == (  # after "run: RUN_DIR"
         f"Error: {run_dir / 'fold-1.weights.h5'} is missing: train that fold again, or copy the "
         "file back"
     )
@@ -404,7 +473,7 @@ def test_foreign_shards_train_with_k_fold_over_files(tmp_path):
         ]
         write_foreign_shard(tmp_path / f"train{f:02d}-8.tfrec", rows, seed=f)
     result = run("train", tmp_path, "--out", tmp_path / "run", *FAST)
-    assert result.output.strip() == (
+    assert result.output.strip().splitlines()[-1] == (  # after "training set: ..."
         "Error: the shards store no folds: pass --num-folds K to split the files K ways"
     )
     result = run("train", tmp_path, "--out", tmp_path / "run", "--num-folds", "2", *FAST)

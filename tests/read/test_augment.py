@@ -3,6 +3,7 @@ geometry on non-square images, cutout, config validation, Keras layers, the prev
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -19,6 +20,7 @@ from PIL import Image
 from tfrec_tools.cli import COMMANDS, main
 from tfrec_tools.errors import ConfigError, DataError
 from tfrec_tools.read.augment import (
+    DEFAULT_AUGMENT,
     FILL_MODES,
     PRESETS,
     Affine,
@@ -26,8 +28,10 @@ from tfrec_tools.read.augment import (
     affine_transform,
     augment_config,
     augment_image,
+    augment_name,
     augmentation_layers,
     random_affine,
+    stored_augment,
     transform_vector,
 )
 
@@ -45,6 +49,7 @@ SINGLE_OPS = {
     "shift": replace(OFF, shift=0.1),
     "cutout": replace(OFF, cutout_count=3, cutout_probability=1.0),
     "standard": PRESETS["standard"],
+    "kaggle-melanoma": PRESETS["kaggle-melanoma"],
 }
 
 
@@ -351,9 +356,14 @@ def test_enabled_is_false_only_when_every_op_is_off():
 
 def test_augment_config_presets_and_json_file(tmp_path):
     assert augment_config("none") is PRESETS["none"]
-    standard = augment_config("standard")
-    assert standard.flip_left_right and standard.flip_up_down and standard.cutout_count == 5
-    assert (standard.saturation, standard.contrast) == ((0.7, 1.3), (0.8, 1.2))
+    assert DEFAULT_AUGMENT == "standard"
+    standard = augment_config("standard")  # the ecosystem's default: no up-down flips (6 -> 9)
+    assert standard.flip_left_right and not standard.flip_up_down
+    assert (standard.shear, standard.cutout_count, standard.hue) == (0, 0, 0)
+    assert (standard.rotation, standard.zoom, standard.shift) == (5.0, 0.05, 0.03)
+    melanoma = augment_config("kaggle-melanoma")  # the Kaggle reference recipe, kept whole
+    assert melanoma.flip_left_right and melanoma.flip_up_down and melanoma.cutout_count == 5
+    assert (melanoma.saturation, melanoma.contrast) == ((0.7, 1.3), (0.8, 1.2))
     path = tmp_path / "aug.json"
     path.write_text(json.dumps({"flip_up_down": True, "contrast": [0.9, 1.1], "rotation": 3}))
     assert augment_config(str(path)) == AugmentConfig(
@@ -365,7 +375,8 @@ def test_augment_config_errors_list_the_allowed_values(tmp_path):
     with pytest.raises(ConfigError) as info:
         augment_config("strong")
     assert str(info.value) == (
-        "`augment` must be a preset (none, standard) or the path of an existing JSON file. "
+        "`augment` must be a preset (none, standard, kaggle-melanoma) or the path of an "
+        "existing JSON file. "
         "Received: augment='strong'"
     )
     path = tmp_path / "aug.json"
@@ -382,9 +393,23 @@ def test_augment_config_errors_list_the_allowed_values(tmp_path):
 # ---- Keras layers --------------------------------------------------------------------------
 
 
+def test_stored_settings_load_and_old_runs_keep_their_meaning(tmp_path):
+    melanoma = PRESETS["kaggle-melanoma"]
+    assert stored_augment(json.loads(json.dumps(dataclasses.asdict(melanoma)))) == melanoma
+    assert stored_augment("standard") == melanoma  # what "standard" meant in older runs
+    assert stored_augment("none") is PRESETS["none"]
+    custom = AugmentConfig(rotation=3.0)
+    assert stored_augment(str(tmp_path / "gone.json"), in_model=custom) is custom
+
+
+def test_augment_name_is_the_preset_or_the_changed_fields():
+    assert [augment_name(p) for p in PRESETS.values()] == list(PRESETS)
+    assert augment_name(AugmentConfig(rotation=3.0, hue=0.1)) == "custom (hue, rotation)"
+
+
 def test_augmentation_layers_build_and_run_on_a_batch(caplog):
     with caplog.at_level(logging.WARNING, logger="tfrec_tools.read.augment"):
-        model = augmentation_layers(PRESETS["standard"])
+        model = augmentation_layers(PRESETS["kaggle-melanoma"])
     assert "no Keras layer for cutout" in caplog.text
     names = [type(layer).__name__ for layer in model.layers]
     assert names == [
@@ -460,7 +485,7 @@ def test_augment_preview_writes_the_grid(monkeypatch, shard, tmp_path):
     [
         (["--index", "3"], 1, "Error: `index` must be < 3, the number of records in the 1 shard"),
         (["--image-key", "img"], 1, "has no image bytes under 'img'. Its keys: image, image_id"),
-        (["--augment", "strong"], 2, "`augment` must be a preset (none, standard)"),
+        (["--augment", "strong"], 2, "`augment` must be a preset (none, standard, kaggle-"),
     ],
 )
 def test_augment_preview_errors(monkeypatch, shard, tmp_path, args, code, message):

@@ -15,7 +15,7 @@ from tfrec_tools.builder.run import build
 from tfrec_tools.errors import ConfigError, ShardError
 from tfrec_tools.manifest import read_manifest
 from tfrec_tools.quiet import import_tensorflow
-from tfrec_tools.read.augment import PRESETS
+from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS
 from tfrec_tools.read.parse import RecordKeys
 from tfrec_tools.read.pipeline import ReadConfig, get_dataset, stage_order
 
@@ -41,10 +41,11 @@ def shards(tmp_path_factory) -> dict[str, Path]:
             feature_cols=("age", "site"),
             **common,
         ),
-        progress=False,
     )
     build(
-        BuildConfig(images=str(images), out=str(root / "test"), shards=2, **common), progress=False
+        BuildConfig(
+            images=str(images), out=str(root / "test"), shards=2, labels_from="none", **common
+        ),
     )
     rows = [(f"img{i:03d}", ("cat", "dog")[i % 2], i / 4) for i in range(N)]
     multi = write_csv(root / "multi.csv", ["image_id", "kind", "score"], rows)
@@ -57,7 +58,6 @@ def shards(tmp_path_factory) -> dict[str, Path]:
             shards=2,
             **common,
         ),
-        progress=False,
     )
     return {"root": root, "csv": csv_path, **{k: root / k for k in ("train", "test", "multi")}}
 
@@ -384,3 +384,5 @@ def test_resolved_defaults():
         False,
     )
     assert ReadConfig(batch_size=1, training=True, seed=0).is_ordered
+    # the augmentation is settled once, at construction: the default preset when training
+    assert training.augment is PRESETS[DEFAULT_AUGMENT] and evaluation.augment is None

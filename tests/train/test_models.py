@@ -31,6 +31,7 @@ from tfrec_tools.train.models import (
     inputs_from_manifest,
     monitor_for,
 )
+from tfrec_tools.train.schedules import ScheduleConfig
 
 SIZE = (32, 32)
 NAMES = [
@@ -123,6 +124,27 @@ def test_config_rejects_bad_options(options, message):
 
 def test_weights_none_string_means_none():
     assert ModelConfig(weights="none").weights is None
+
+
+def test_every_backbone_carries_training_defaults_for_both_starts():
+    for name in available_models():
+        entry = models.get_backbone(name)
+        assert entry.scratch.lr_max > entry.fine_tune.lr_max, name  # random weights: faster
+        assert entry.scratch.schedule_config().lr_max == entry.scratch.lr_max
+    # fine-tuning keeps the Kaggle TPU recipe: ScheduleConfig's own defaults
+    assert models.FINE_TUNE.schedule_config() == ScheduleConfig()
+    assert models.get_backbone("efficientnet_b7").fine_tune.batch_size == 8
+
+
+def test_weights_choose_the_training_defaults(tmp_path):
+    cnn = models.get_backbone("small_cnn")
+    assert (ModelConfig().start, ModelConfig().training_defaults()) == ("scratch", cnn.scratch)
+    tuned = ModelConfig(weights=str(tmp_path / "mine.weights.h5"))
+    assert (tuned.start, tuned.training_defaults()) == ("fine-tune", cnn.fine_tune)
+    imagenet = ModelConfig("efficientnet_b0", weights="imagenet")
+    assert imagenet.training_defaults() == models.FINE_TUNE
+    with pytest.raises(ConfigError, match=r"`schedule` must be one of .*Received: schedule='x'"):
+        models.TrainingDefaults(1e-4, 1, "x", 16)
 
 
 @pytest.mark.parametrize(
@@ -255,7 +277,7 @@ def manifest(tmp_path_factory):
         feature_cols=("age", "site"),
         workers=1,
     )
-    return read_manifest(build(config, progress=False).manifest_path)
+    return read_manifest(build(config).manifest_path)
 
 
 def test_heads_and_inputs_from_a_real_build(manifest):

@@ -41,14 +41,27 @@ _OPTIONS = (
     ("--plateau-patience", "plateau_patience", _COUNT, "Epochs without improvement (plateau)."),
 )
 FIELDS = tuple(field for _, field, _, _ in _OPTIONS)
+FLAGS = {field: flag for flag, field, _, _ in _OPTIONS}  # field -> its option, e.g. "--lr-max"
+# The fields each model sets for itself (TrainingDefaults): `tfrec train` shows no default.
+MODEL_FIELDS = ("kind", "lr_max", "warmup_epochs")
 
 
 def schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add every schedule option to a click command (as keyword arguments named FIELDS)."""
+    """Add every schedule option to a click command (as keyword arguments named FIELDS),
+    with ScheduleConfig's defaults (the reference fine-tuning recipe)."""
     for flag, field, kind, text in reversed(_OPTIONS):
         command = click.option(
             flag, field, type=kind, default=getattr(_DEFAULT, field), show_default=True, help=text
         )(command)
+    return command
+
+
+def model_schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add every schedule option to a click command with no default: an option left out is
+    None, and the model's training defaults (or ScheduleConfig's) decide."""
+    for flag, field, kind, text in reversed(_OPTIONS):
+        default = "the model's" if field in MODEL_FIELDS else f"{getattr(_DEFAULT, field):g}"
+        command = click.option(flag, field, type=kind, help=f"{text} [default: {default}]")(command)
     return command
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import click
 
-from tfrec_tools.cli.schedule_options import schedule_config, schedule_options
+from tfrec_tools.cli.augment_preview import AugmentType
+from tfrec_tools.cli.defaults import predict_inputs, run_dir_or_new, shard_args, training_inputs
+from tfrec_tools.cli.schedule_options import FLAGS, model_schedule_options
 from tfrec_tools.cli.types import SIZE
-
-CACHE_CHOICES = ("none", "encoded", "decoded")
+from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS
+from tfrec_tools.read.pipeline import CACHE_MODES
+from tfrec_tools.train.config import AUGMENT_ON
+from tfrec_tools.train.models import available_models
 
 
 def _floats(ctx, param, value: str | None) -> tuple[float, ...] | None:
@@ -33,23 +37,39 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
 
 
 @click.command("train")
-@click.argument("shards", nargs=-1, required=True)
-@click.option("--out", "run_dir", required=True, help="Run folder for models, OOF, report.")
-@click.option("--test", multiple=True, help="Test shards to predict after each fold (repeatable).")
+@click.argument("shards", nargs=-1)
+@click.option(
+    "--out",
+    "run_dir",
+    help="Run folder for models, OOF, report [default: a new runs/<date>-<n>].",
+)
+@click.option(
+    "--test",
+    multiple=True,
+    help="Test shards to predict after each fold (repeatable) [default: with SHARDS a folder, "
+    "the unlabeled set in it].",
+)
 @click.option(
     "--model",
+    type=click.Choice(available_models()),
+    metavar="MODEL",
     default="small_cnn",
     show_default=True,
-    help="small_cnn, efficientnet_b0..b7, efficientnet_v2_*, resnet50.",
+    help=f"One of {', '.join(available_models())}. Each brings its training defaults "
+    "(peak lr, warmup, schedule, batch).",
 )
-@click.option("--weights", default="none", show_default=True, help="imagenet, none, or a PATH.")
+@click.option(
+    "--weights",
+    default="none",
+    show_default=True,
+    help="imagenet, none, or a PATH. none: the model's defaults for training from scratch; "
+    "else its defaults for fine-tuning.",
+)
 @click.option("--size", type=SIZE, help="Image size to read at [default: the manifest's].")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Per replica; the global batch is this x replicas.",
+    help="Per replica; the global batch is this x replicas [default: the model's].",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--fold", "folds", type=int, multiple=True, help="Run only these folds.")
@@ -61,13 +81,17 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
 @click.option("--patience", type=click.IntRange(min=1), help="Early stopping patience [off].")
 @click.option(
     "--augment",
-    default="standard",
+    type=AugmentType(),
+    metavar="PRESET|FILE.json",
+    default=DEFAULT_AUGMENT,
     show_default=True,
-    help="none, standard, or an AugmentConfig JSON file.",
+    help=f"Preset ({', '.join(PRESETS)}) or a JSON file of AugmentConfig fields. standard: "
+    "horizontal flips, small turns/zooms/shifts, mild colour; kaggle-melanoma adds vertical "
+    "flips, shear, strong colour and cutout (for subjects with no up or down).",
 )
 @click.option(
     "--augment-on",
-    type=click.Choice(("host", "model")),
+    type=click.Choice(AUGMENT_ON),
     default="host",
     show_default=True,
     help="Training augmentation in the tf.data pipeline, or as Keras layers in the model "
@@ -88,7 +112,7 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
     callback=_loss_weights,
     help="Multi-output: LABEL=WEIGHT (repeatable).",
 )
-@click.option("--cache", type=click.Choice(CACHE_CHOICES), default="none", show_default=True)
+@click.option("--cache", type=click.Choice(CACHE_MODES), default="none", show_default=True)
 @click.option(
     "--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True
 )
@@ -99,7 +123,7 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
 @click.option("--report-dir", help="Where the report goes [default: RUN_DIR/reports].")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run.")
 @click.option("--quiet", is_flag=True, help="No per-epoch lines from Keras.")
-@schedule_options
+@model_schedule_options
 def train_command(
     shards,
     run_dir,
@@ -130,34 +154,34 @@ def train_command(
 ) -> None:
     """K-fold training on SHARDS: fold models, OOF scores, submission and a report.
 
-    Example: tfrec train shards/train*.tfrec --test "shards/test*.tfrec" --out runs/b0
-    --model efficientnet_b0 --weights imagenet --epochs 12 --tta 5
+    Example: tfrec train shards/ --model efficientnet_b0 --weights imagenet --epochs 12 --tta 5
     """
-    from tfrec_tools.read.augment import augment_config
-    from tfrec_tools.train.config import TrainConfig
+    from tfrec_tools.train.config import TrainConfig, resolve_defaults
     from tfrec_tools.train.models import ModelConfig
+    from tfrec_tools.train.report import learning_warnings
     from tfrec_tools.train.run import run_training
 
-    in_model = augment_config(augment) if augment_on == "model" else None
-
+    model_config = ModelConfig(name=model, weights=weights, dropout=dropout)
+    chosen = resolve_defaults(
+        model_config,
+        {**schedule, "batch_size": batch_size},
+        labels={**FLAGS, "batch_size": "--batch-size"},
+    )
+    shards, test = training_inputs(shard_args(shards), tuple(test), click.echo)
     config = TrainConfig(
         shards=tuple(shards),
-        run_dir=run_dir,
+        run_dir=run_dir_or_new(run_dir, click.echo),
         test=tuple(test),
-        model=ModelConfig(
-            name=model,
-            weights=None if weights == "none" else weights,
-            dropout=dropout,
-            augment=in_model,
-        ),
-        schedule=schedule_config(schedule),
+        model=model_config,
+        schedule=chosen.schedule,
         image_size=size,
-        batch_size=batch_size,
+        batch_size=chosen.batch_size,
         epochs=epochs,
         folds=tuple(folds) or None,
         num_folds=num_folds,
         patience=patience,
         augment=augment,
+        augment_on=augment_on,
         tta=tta,
         fold_weights=fold_weights,
         loss_weights=loss_weights,
@@ -169,8 +193,12 @@ def train_command(
         report_dir=report_dir,
         overwrite=overwrite,
         verbose=0 if quiet else 2,
+        sources=chosen.sources,
     )
     result = run_training(config, say=click.echo)
+    if result.scores:  # None on a worker that is not the chief
+        for warning in learning_warnings(config, result.folds, result.scores):
+            click.echo(f"Warning: {warning}", err=True)
     if result.submission_path:
         click.echo(f"submission: {result.submission_path}")
     if result.report_path:
@@ -178,9 +206,11 @@ def train_command(
 
 
 @click.command("predict")
-@click.argument("shards", nargs=-1, required=True)
-@click.option("--run", "run_dir", required=True, help="A folder written by `tfrec train`.")
-@click.option("--out", required=True, help="The CSV to write.")
+@click.argument("shards", nargs=-1)
+@click.option(
+    "--run", "run_dir", help="A folder written by `tfrec train` [default: the newest in runs/]."
+)
+@click.option("--out", help="The CSV to write [default: RUN/predictions-<set>-tta<N>.csv].")
 @click.option("--tta", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Per replica."
@@ -189,9 +219,11 @@ def train_command(
 def predict_command(shards, run_dir, out, tta, batch_size, fold_weights) -> None:
     """Predict SHARDS with every fold model of a run (TTA), blended into one CSV.
 
-    Example: tfrec predict "shards/test*.tfrec" --run runs/b0 --tta 5 --out submission.csv
+    Example: tfrec predict shards/ --tta 5   (the newest run; or --run runs/2026-01-31-1)
     """
     from tfrec_tools.train.predict import predict
 
+    shards, run_dir, out = predict_inputs(shard_args(shards), run_dir, out, tta)
+    click.echo(f"run: {run_dir}")
     path = predict(shards, run_dir, out, tta=tta, batch_size=batch_size, fold_weights=fold_weights)
     click.echo(f"predictions: {path}")

@@ -104,7 +104,7 @@ def _factor_range(name: str, value: Any) -> tuple[float, float] | None:
 @dataclass(frozen=True)
 class AugmentConfig:
     """Which augmentations ``augment_image`` applies, and how strongly. Everything is off by
-    default; ``PRESETS["standard"]`` is the Kaggle reference set."""
+    default; ``PRESETS`` holds named sets (``DEFAULT_AUGMENT`` is what training uses)."""
 
     flip_left_right: bool = False  # off: not every subject is mirror-symmetric (text, organs)
     flip_up_down: bool = False  # off: right for microscopy/skin/satellite, wrong for scenes
@@ -155,9 +155,25 @@ class AugmentConfig:
 
 PRESETS: dict[str, AugmentConfig] = {
     "none": AugmentConfig(),
-    # The Kaggle TPU reference recipe; its spatial_transform clips source indices, hence
-    # "nearest". Shift: the reference's 8 px std at the usual 256 px size.
+    # The ecosystem's default for natural images (timm's train transform, fastai's
+    # aug_transforms, the Keras examples): a mirror image is the same class, so flip
+    # horizontally; small turns, zooms and shifts; mild colour. No vertical flip (a 6 flipped
+    # both ways is a 9; skies fall down), no shear, no cutout. Affine values are stds, cut at
+    # 2 std: turns within +-10 degrees, zoom within +-10 %, shifts within +-6 % of each side.
     "standard": AugmentConfig(
+        flip_left_right=True,
+        saturation=(0.9, 1.1),
+        contrast=(0.9, 1.1),
+        brightness=0.1,
+        rotation=5.0,
+        zoom=0.05,
+        shift=0.03,
+        fill_mode="reflect",
+    ),
+    # The Kaggle TPU reference recipe (SIIM-ISIC melanoma): for subjects with no up or down
+    # (skin lesions, cells, satellite tiles). Its spatial_transform clips source indices,
+    # hence "nearest". Shift: the reference's 8 px std at the usual 256 px size.
+    "kaggle-melanoma": AugmentConfig(
         flip_left_right=True,
         flip_up_down=True,
         saturation=(0.7, 1.3),
@@ -173,6 +189,10 @@ PRESETS: dict[str, AugmentConfig] = {
         cutout_probability=0.6,
     ),
 }
+DEFAULT_AUGMENT = "standard"  # what training uses unless told otherwise
+# Preset names that once meant other settings: the config.json / model.json of a run saved
+# before the settings themselves were stored says "standard" for what is now "kaggle-melanoma".
+_RENAMED = {"standard": "kaggle-melanoma"}
 
 
 def augment_config(name_or_path: str) -> AugmentConfig:
@@ -206,6 +226,32 @@ def augment_config(name_or_path: str) -> AugmentConfig:
         return AugmentConfig(**values)
     except ConfigError as err:
         raise ConfigError(f"{name_or_path}: {err}") from err
+
+
+def stored_augment(
+    value: str | dict[str, Any] | AugmentConfig, *, in_model: AugmentConfig | None = None
+) -> AugmentConfig:
+    """The AugmentConfig saved in a run's config.json or model.json: its fields, or, in a run
+    saved before the settings were stored, the preset name or JSON path given then, read as
+    it meant at the time (``in_model``, the model's augmentation layers, when there are).
+
+    Raises:
+        ConfigError: invalid fields, or an old run's JSON file that is gone.
+    """
+    if isinstance(value, AugmentConfig):
+        return value
+    if isinstance(value, dict):
+        return AugmentConfig(**value)
+    return in_model or augment_config(_RENAMED.get(value, value))
+
+
+def augment_name(config: AugmentConfig) -> str:
+    """The preset ``config`` equals, else "custom (...)" naming the fields it turns on."""
+    for name, preset in PRESETS.items():
+        if config == preset:
+            return name
+    changed = [f.name for f in fields(AugmentConfig) if getattr(config, f.name) != f.default]
+    return f"custom ({', '.join(changed)})"
 
 
 def augment_image(image: tf.Tensor, config: AugmentConfig, seed: tf.Tensor) -> tf.Tensor:

@@ -33,7 +33,7 @@ from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError, ShardError
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.quiet import import_tensorflow
-from tfrec_tools.read.augment import PRESETS, AugmentConfig, augment_image
+from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS, AugmentConfig, augment_image
 from tfrec_tools.read.files import load_manifest, resolve_files
 from tfrec_tools.read.parse import (
     IMAGE_INPUT,
@@ -47,7 +47,9 @@ from tfrec_tools.read.parse import (
 if TYPE_CHECKING:
     import tensorflow as tf
 
-CACHE_MODES = ("none", "encoded", "decoded")  # any other string: a file prefix, cached decoded
+# The one list of cache modes (`tfrec train --cache`, TrainConfig); ReadConfig also takes any
+# other string as a file prefix, cached decoded on disk.
+CACHE_MODES = ("none", "encoded", "decoded")
 IMAGE_DTYPES = ("uint8", "float32")
 # 2048 records is what most TPU notebooks use: enough to mix the stratified shards' records
 # well (~8 files' worth at 256 per file) while the buffer of encoded records stays ~100 MB at
@@ -66,14 +68,16 @@ class ReadConfig:
     Attributes:
         batch_size: the GLOBAL batch (per-replica batch x replicas), used as given.
         image_size: (h, w) to resize to; None keeps the stored size.
-        training: shuffle, repeat and augment (PRESETS["standard"] unless ``augment`` says).
+        training: shuffle, repeat and augment (PRESETS[DEFAULT_AUGMENT] unless ``augment``
+            says).
         ordered: the same order on every pass (deterministic reads and maps); default: not
             training, or a seed is given (a reproducible stream needs a fixed order).
         shuffle_buffer: records in the shuffle buffer (training only).
         cache: "none", "encoded" (the serialized records, in memory), "decoded" (the uint8
             images, in memory) or a file prefix (the uint8 images, on disk).
-        augment: an AugmentConfig; None: PRESETS["standard"] when training, else none. Given
-            with training=False it augments too (test-time augmentation).
+        augment: an AugmentConfig; None: PRESETS[DEFAULT_AUGMENT] when training, else none
+            (set once, in __post_init__). Given with training=False it augments too
+            (test-time augmentation).
         drop_remainder: drop a last partial batch so every batch has a static size (TPUs need
             it); default: training.
         seed: seeds file order, shuffling and augmentation; None: different every run.
@@ -118,6 +122,8 @@ class ReadConfig:
             raise ConfigError(
                 f"`augment` must be an AugmentConfig or None. Received: {self.augment!r}"
             )
+        if self.augment is None and self.training:
+            object.__setattr__(self, "augment", PRESETS[DEFAULT_AUGMENT])
 
     def _check_image_size(self) -> None:
         size = self.image_size
@@ -290,8 +296,8 @@ def augment_images(dataset: tf.data.Dataset, plan: ReadPlan) -> tf.data.Dataset:
     """Pair each image with a fresh seed from a stream that runs on across epochs and passes
     (zipped after repeat; re-randomised per iteration), yet a fixed seed replays it all."""
     tf = import_tensorflow()
-    augment = resolve_augment(plan.config)
-    if augment is None:
+    augment = plan.config.augment
+    if augment is None or not augment.enabled:
         return dataset
     key = plan.fmt.keys.image
     height, width = plan.fmt.size
@@ -303,14 +309,6 @@ def augment_images(dataset: tf.data.Dataset, plan: ReadPlan) -> tf.data.Dataset:
 
     paired = tf.data.Dataset.zip((dataset, seeds.batch(2)))
     return paired.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def resolve_augment(config: ReadConfig) -> AugmentConfig | None:
-    """The AugmentConfig to apply, or None (see ReadConfig.augment)."""
-    augment = config.augment
-    if augment is None and config.training:
-        augment = PRESETS["standard"]
-    return augment if augment is not None and augment.enabled else None
 
 
 def batch_records(dataset: tf.data.Dataset, plan: ReadPlan) -> tf.data.Dataset:

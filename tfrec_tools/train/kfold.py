@@ -7,14 +7,12 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
 from tfrec_tools import fs, naming
 from tfrec_tools.errors import ConfigError, ShardError
 from tfrec_tools.quiet import import_tensorflow, tf_error_text
-from tfrec_tools.read.augment import PRESETS, augment_config
 from tfrec_tools.read.pipeline import ReadConfig, get_dataset
 from tfrec_tools.train.callbacks import checkpoint_path, fold_callbacks
 from tfrec_tools.train.config import TrainConfig
@@ -57,7 +55,6 @@ class Plan:
     data: TrainData
     device: Device
     global_batch: int
-    augment: Any  # AugmentConfig used for training and TTA passes
     test_files: tuple[str, ...]
     monitor: tuple[str, str]
     # Where the callbacks write checkpoints and history: the run folder on the chief, a
@@ -68,13 +65,11 @@ class Plan:
 def make_plan(
     config: TrainConfig, data: TrainData, device: Device, test_files, callback_dir: str
 ) -> Plan:
-    augment = augment_config(config.augment)
     return Plan(
         config,
         data,
         device,
         device.global_batch(config.batch_size),
-        augment,
         tuple(test_files),
         monitor_for(data.heads),
         callback_dir,
@@ -186,8 +181,7 @@ def _train_dataset(plan: Plan, fold: int):
             batch_size=batch_size,
             image_size=plan.data.image_size,
             training=True,
-            # augmented in the model (--augment-on model): the host ships the plain images
-            augment=PRESETS["none"] if plan.config.model.augment else plan.augment,
+            augment=plan.config.host_augment,  # none when the model's layers augment
             cache=plan.config.cache,
             seed=plan.config.seed + fold + WORKER_SEED_STRIDE * worker,
         )
@@ -235,7 +229,6 @@ def _best_epoch(history: dict[str, list[float]], monitor: tuple[str, str]) -> in
 
 
 def _predict(plan: Plan, model, files, *, labeled: bool) -> Predictions:
-    augment = plan.augment if plan.augment.enabled else PRESETS["none"]
     read = replace(_eval_read(plan), with_ids=labeled)
     manifest = plan.data.manifest if labeled else None
     return predict_tta(
@@ -244,7 +237,7 @@ def _predict(plan: Plan, model, files, *, labeled: bool) -> Predictions:
         read,
         plan.data.heads,
         passes=plan.config.tta,
-        augment=augment,
+        augment=plan.config.augment,
         labeled=labeled,
         manifest=manifest,
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 
 from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
-from tfrec_tools.train.metrics import prediction_columns, score
+from tfrec_tools.train.metrics import main_metric, prediction_columns, score
 from tfrec_tools.train.models import HeadSpec
 from tfrec_tools.train.tta import Predictions
 
@@ -20,9 +21,34 @@ ID_COLUMN = "image_id"
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """A head's OOF main metric beside the score of a predictor that learned nothing, on the
+    same labels: the most common class (multiclass accuracy), a constant score (binary AUC
+    0.5), the mean label (regression RMSE). ``margin``: 2 standard errors of that score on
+    this many labels, so a model that learned nothing rarely (~2.5 %) clears it by chance."""
+
+    metric: str
+    value: float
+    trivial: float
+    margin: float
+    predictor: str  # what the trivial predictor does, for messages
+
+    @property
+    def learned(self) -> bool:
+        """False when ``value`` is no better than ``trivial`` (+- margin); True when NaN
+        (undefined for these labels, e.g. AUC with one class present: nothing to judge)."""
+        if math.isnan(self.value):
+            return True
+        if self.metric == "rmse":
+            return self.value < self.trivial - self.margin
+        return self.value > self.trivial + self.margin
+
+
+@dataclass(frozen=True)
 class Scores:
     per_fold: dict[int, dict[str, dict[str, float]]]  # fold -> head -> metric -> value
     overall: dict[str, dict[str, float]]  # head -> metric -> value
+    baselines: dict[str, Baseline] = field(default_factory=dict)  # head -> its Baseline
 
 
 def oof_frame(
@@ -50,12 +76,30 @@ def scores(folds: Sequence[tuple[int, Predictions]], heads: tuple[HeadSpec, ...]
         fold: {h.name: score(h, p.labels[h.name], p.values[h.name]) for h in heads}
         for fold, p in folds
     }
-    overall = {}
+    overall, baselines = {}, {}
     for head in heads:
         truth = np.concatenate([p.labels[head.name] for _, p in folds])
         values = np.concatenate([p.values[head.name] for _, p in folds])
         overall[head.name] = score(head, truth, values)
-    return Scores(per_fold, overall)
+        baselines[head.name] = baseline(head, truth, overall[head.name][main_metric(head)[0]])
+    return Scores(per_fold, overall, baselines)
+
+
+def baseline(head: HeadSpec, truth: np.ndarray, value: float) -> Baseline:
+    """``value`` (the head's main metric on ``truth``) beside the trivial predictor's score."""
+    truth = np.asarray(truth)
+    n = len(truth)
+    if head.kind == "regression":
+        mean, spread = float(np.mean(truth)), float(np.std(truth))
+        return Baseline("rmse", value, spread, 0.0, f"always predicting the mean label {mean:.4g}")
+    if head.kind == "binary":
+        positives = int(np.sum(truth.astype(bool)))
+        negatives = n - positives
+        margin = 2 * math.sqrt((n + 1) / (12 * negatives * positives)) if n > positives > 0 else 0
+        return Baseline("auc", value, 0.5, margin, "a constant score")
+    share = float(np.bincount(truth.astype(int)).max() / n)
+    margin = 2 * math.sqrt(share * (1 - share) / n)
+    return Baseline("accuracy", value, share, margin, "always predicting the most common class")
 
 
 def normalised_weights(weights: Sequence[float] | None, folds: Sequence[int]) -> dict[int, float]:

@@ -1,19 +1,20 @@
 """`tfrec predict`: reload the fold models of a run and predict new shards with TTA.
 
-A run saves ``model.json`` (model options, heads, inputs, classes, image size, folds) beside
-its ``fold-{k}.weights.h5`` files, so prediction needs only the run folder and the shards.
+A run saves ``model.json`` (model options, heads, inputs, classes, image size, folds, the
+augmentation settings) beside its ``fold-{k}.weights.h5`` files, so prediction needs only the
+run folder and the shards.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
-from tfrec_tools.read.augment import augment_config
+from tfrec_tools.read.augment import AugmentConfig, stored_augment
 from tfrec_tools.read.files import load_manifest, resolve_files
 from tfrec_tools.read.pipeline import ReadConfig
 from tfrec_tools.train import outputs
@@ -28,25 +29,31 @@ CARD = "model.json"
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What rebuilding a run's models needs."""
+    """What rebuilding a run's models needs. ``augment``: the training settings, which TTA
+    passes apply; ``augment_on``: "model" when ``model.augment`` holds them as Keras layers
+    (derived from it), else "host"."""
 
     model: ModelConfig
     heads: tuple[HeadSpec, ...]
     inputs: InputSpec
     classes: dict[str, tuple[str, ...]]
     folds: tuple[int, ...]
-    augment: str
+    augment: AugmentConfig
     seed: int
     vocabularies: dict[str, tuple[str, ...]]
+    augment_on: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "augment_on", "host" if self.model.augment is None else "model")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelCard:
-        inputs = data["inputs"]
+        inputs, model = data["inputs"], ModelConfig(**data["model"])
         return cls(
-            model=ModelConfig(**data["model"]),
+            model=model,
             heads=tuple(HeadSpec(**h) for h in data["heads"]),
             inputs=InputSpec(
                 tuple(inputs["image_size"]) if inputs["image_size"] else None,
@@ -55,7 +62,7 @@ class ModelCard:
             ),
             classes={k: tuple(v) for k, v in data["classes"].items()},
             folds=tuple(data["folds"]),
-            augment=data["augment"],
+            augment=stored_augment(data["augment"], in_model=model.augment),
             seed=data["seed"],
             vocabularies={k: tuple(v) for k, v in data["vocabularies"].items()},
         )
@@ -87,7 +94,7 @@ def predict(
         ConfigError: a fold checkpoint is missing, or the shards do not fit the models.
     """
     card = load_card(run_dir)
-    files = resolve_files(list(shards))
+    files = resolve_files(list(shards), role="predict")
     check_test_size(load_manifest(files), card.inputs.image_size, given=False)
     check_test_inputs(files, card.inputs, card.vocabularies)
     paths = {fold: checkpoint_path(run_dir, fold) for fold in card.folds}
@@ -101,7 +108,6 @@ def predict(
         image_size=card.inputs.image_size,
         seed=card.seed,
     )
-    augment = augment_config(card.augment)
     predictions = []
     for fold, path in paths.items():
         with device.strategy.scope():
@@ -112,7 +118,7 @@ def predict(
             (
                 fold,
                 predict_tta(
-                    model, files, read, card.heads, passes=tta, augment=augment, labeled=False
+                    model, files, read, card.heads, passes=tta, augment=card.augment, labeled=False
                 ),
             )
         )

@@ -9,9 +9,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfrec_tools import __version__, fs
+from tfrec_tools.read.augment import augment_name
+from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.kfold import FoldResult, Plan
 from tfrec_tools.train.metrics import main_metric
-from tfrec_tools.train.outputs import Scores
+from tfrec_tools.train.models import get_backbone
+from tfrec_tools.train.outputs import Baseline, Scores
 
 OVERFIT_RISE = 0.10  # val loss 10 % above its best at the end, while train loss kept falling
 FOLD_SPREAD = 0.05  # main metric std across folds worth a warning
@@ -83,15 +86,28 @@ def _data(plan: Plan) -> str:
 
 
 def _settings(plan: Plan) -> str:
-    c = plan.config
+    c, batch = plan.config, plan.global_batch
     rows = [
-        ("model", f"{c.model.name} (weights: {c.model.weights or 'none'})"),
+        ("model", f"{c.model.name} (weights: {c.model.weights or 'none'}: {c.model.start})"),
         ("heads", ", ".join(f"{h.name} ({h.kind})" for h in plan.data.heads)),
         ("image size", "x".join(map(str, plan.data.image_size))),
-        ("batch", f"{c.batch_size} per replica x {plan.device.replicas} = {plan.global_batch}"),
+        (
+            "batch",
+            f"{c.batch_size} per replica x {plan.device.replicas} = {batch} "
+            f"({_source(c, 'batch_size')})",
+        ),
         ("epochs", f"{c.epochs} (early stopping patience: {c.patience or 'off'})"),
-        ("schedule", f"{c.schedule.kind}, peak lr {c.schedule.lr_max * plan.global_batch:.3g}"),
-        ("augmentation", f"{c.augment}, " + ("in the model" if c.model.augment else "on the host")),
+        (
+            "schedule",
+            f"{c.schedule.kind} ({_source(c, 'schedule.kind')}), {c.schedule.warmup_epochs} "
+            f"warmup epochs ({_source(c, 'schedule.warmup_epochs')})",
+        ),
+        (
+            "peak lr",
+            f"{c.schedule.lr_max * batch:.3g} = lr_max {c.schedule.lr_max:g} per sample x {batch} "
+            f"({_source(c, 'schedule.lr_max')})",
+        ),
+        ("augmentation", f"{augment_name(c.augment)}, " + _WHERE[c.augment_on]),
         ("TTA", f"{c.tta} passes" + (" (no augmentation)" if c.tta == 1 else "")),
         ("monitor", f"{plan.monitor[0]} ({plan.monitor[1]})"),
         (
@@ -102,6 +118,14 @@ def _settings(plan: Plan) -> str:
     return "## Model and settings\n\n| setting | value |\n|---|---|\n" + "\n".join(
         f"| {k} | {v} |" for k, v in rows
     )
+
+
+_WHERE = {"host": "on the host", "model": "in the model"}
+
+
+def _source(config: TrainConfig, setting: str) -> str:
+    """Where a setting came from: "model default (scratch)", "--lr-max", ..."""
+    return config.sources.get(setting, "given")
 
 
 def _results(plan: Plan, results: Sequence[FoldResult], scores: Scores) -> str:
@@ -161,8 +185,8 @@ def _recommendations(plan: Plan, results: Sequence[FoldResult], scores: Scores) 
 
 
 def recommendations(plan: Plan, results: Sequence[FoldResult], scores: Scores) -> list[str]:
-    """Advice drawn from the curves and scores of this run."""
-    advice = []
+    """Advice drawn from the curves and scores of this run; a run that did not learn first."""
+    advice = learning_warnings(plan.config, results, scores)
     overfit = [r.fold for r in results if _overfits(r.history)]
     if overfit:
         advice.append(
@@ -197,3 +221,47 @@ def _overfits(history: dict[str, list[float]]) -> bool:
         return False
     best = int(np.argmin(val))
     return val[-1] > min(val) * (1 + OVERFIT_RISE) and train[-1] < train[best]
+
+
+def learning_warnings(
+    config: TrainConfig, results: Sequence[FoldResult], scores: Scores
+) -> list[str]:
+    """One message per head whose OOF main metric is no better than a trivial predictor's
+    (``Baseline.learned``), saying what to change, with the numbers: the learning rate, the
+    epochs, the weights. Empty when every head learned."""
+    return [
+        f"{name}: the model did not learn: {_shortfall(b)}. {_changes(config, results)}"
+        for name, b in scores.baselines.items()
+        if not b.learned
+    ]
+
+
+def _shortfall(b: Baseline) -> str:
+    if b.metric == "rmse":
+        return f"OOF rmse {b.value:.4g} is no lower than {b.predictor} ({b.trivial:.4g})"
+    return (
+        f"OOF {b.metric} {b.value:.4f} is no better than {b.predictor} "
+        f"({b.trivial:.4f}, + {b.margin:.4f} for chance)"
+    )
+
+
+def _changes(config: TrainConfig, results: Sequence[FoldResult]) -> str:
+    """What to try next: a higher peak learning rate, more epochs, pretrained weights."""
+    lr_max, model = config.schedule.lr_max, config.model
+    default = model.training_defaults().lr_max
+    higher = default if lr_max < default else 3 * lr_max
+    peaks = [max(r.history["learning_rate"]) for r in results if r.history.get("learning_rate")]
+    peak = f", a peak of {max(peaks):.3g}" if peaks else ""
+    source = _source(config, "schedule.lr_max")
+    steps = [
+        f"raise the learning rate: --lr-max {higher:g} (this run: {lr_max:g} per sample{peak}, "
+        f"from {source})",
+        f"train longer: --epochs {2 * config.epochs} (this run: {config.epochs})",
+    ]
+    if model.weights is None:
+        steps.append(
+            "start from pretrained weights: --weights imagenet"
+            if get_backbone(model.name).pretrained
+            else "start from pretrained weights: e.g. --model efficientnet_b0 --weights imagenet"
+        )
+    return "Try: " + "; ".join(steps) + ". If nothing helps, check the labels against the images"

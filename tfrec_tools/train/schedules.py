@@ -37,7 +37,9 @@ WARMUP_KINDS = ("warmup-exp", "cosine")  # the kinds that use lr_start, warmup a
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """How the learning rate moves over the epochs; defaults are the Kaggle TPU recipe's."""
+    """How the learning rate moves over the epochs; defaults are the Kaggle TPU recipe's, for
+    fine-tuning pretrained weights. `tfrec train` takes ``kind``, ``lr_max`` and
+    ``warmup_epochs`` from the model instead (``train.models.TrainingDefaults``)."""
 
     kind: str = "warmup-exp"
     lr_start: float = 1e-6  # first warmup epoch: small enough not to wreck pretrained weights

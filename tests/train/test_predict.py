@@ -1,0 +1,34 @@
+"""The model card (model.json): augmentation settings and where they ran, old cards too."""
+
+from __future__ import annotations
+
+import json
+
+from tfrec_tools.read.augment import PRESETS
+from tfrec_tools.train.models import HeadSpec, InputSpec, ModelConfig
+from tfrec_tools.train.predict import ModelCard
+
+MELANOMA = PRESETS["kaggle-melanoma"]
+
+
+def card(model: ModelConfig) -> ModelCard:
+    head = HeadSpec("label", "multiclass", 3)
+    return ModelCard(
+        model, (head,), InputSpec((16, 16)), {"label": ("a", "b", "c")}, (0,), MELANOMA, 7, {}
+    )
+
+
+def test_the_card_stores_the_settings_and_where_they_ran():
+    host, model = card(ModelConfig()), card(ModelConfig(augment=MELANOMA))
+    assert (host.augment_on, model.augment_on) == ("host", "model")
+    for one in (host, model):
+        saved = json.loads(json.dumps(one.to_json()))
+        assert saved["augment_on"] == one.augment_on
+        assert ModelCard.from_json(saved) == one
+
+
+def test_an_older_card_naming_a_preset_still_loads():
+    saved = json.loads(json.dumps(card(ModelConfig()).to_json()))
+    saved["augment"] = "standard"  # the name runs stored before the settings
+    del saved["augment_on"]
+    assert ModelCard.from_json(saved).augment == MELANOMA  # what "standard" meant then

@@ -238,3 +238,12 @@ def test_the_callback_sets_the_learning_rate_before_each_batch():
     assert recorder.lrs == pytest.approx(lrs)
     assert float(model.optimizer.learning_rate) == pytest.approx(lrs[-1])
     assert len(recorder.losses) == 12 and all(math.isfinite(x) for x in recorder.losses)
+
+
+def test_the_batch_defaults_to_the_one_train_uses_for_the_model():
+    from tfrec_tools.train.models import ModelConfig
+
+    scratch = LrFindConfig(shards=("s",), model=ModelConfig(name="small_cnn"))
+    tuned = LrFindConfig(shards=("s",), model=ModelConfig(name="efficientnet_b0", weights="x.h5"))
+    assert scratch.batch_size == ModelConfig(name="small_cnn").training_defaults().batch_size
+    assert tuned.batch_size == 16 and LrFindConfig(shards=("s",), batch_size=4).batch_size == 4

@@ -28,9 +28,8 @@ from tfrec_tools.cli.types import SIZE
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Per replica, as in train; the global batch is this x replicas.",
+    help="Per replica, as in train; the global batch is this x replicas [default: the "
+    "model's, as train uses].",
 )
 @click.option(
     "--steps",

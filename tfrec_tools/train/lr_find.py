@@ -55,7 +55,9 @@ class LrFindConfig:
     shards: tuple[str, ...]  # training shards: files, folders or globs
     model: ModelConfig = field(default_factory=ModelConfig)
     image_size: tuple[int, int] | None = None  # None: the size stored in the manifest
-    batch_size: int = 16  # per replica, as `tfrec train`: the global batch is this x replicas
+    # per replica, as `tfrec train`; None: the model's default for its weights, the batch
+    # `tfrec train` will use, so the suggestion is measured at the batch it is used at
+    batch_size: int | None = None
     steps: int = DEFAULT_STEPS  # batches, one learning rate each
     lr_start: float = 1e-7  # absolute; far below any useful rate
     lr_end: float = 10.0  # absolute; far above: the loss diverges before it is reached
@@ -70,6 +72,9 @@ class LrFindConfig:
             raise ConfigError("`shards` must name at least one shard file, folder or glob")
         if not isinstance(self.augment, AugmentConfig):  # fail before TensorFlow loads
             object.__setattr__(self, "augment", augment_config(self.augment))
+        if self.batch_size is None:
+            batch_size = self.model.training_defaults().batch_size
+            object.__setattr__(self, "batch_size", batch_size)
         if self.batch_size < 1:
             raise ConfigError(f"`batch_size` must be >= 1. Received: batch_size={self.batch_size}")
         if self.steps < MIN_STEPS:

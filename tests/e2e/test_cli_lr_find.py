@@ -116,3 +116,24 @@ def test_foreign_shards_need_num_folds(tmp_path):
     )  # fmt: skip
     assert "lr-find: fold 0, 2 train shards, global batch 4, 10 steps" in result.output
     assert (tmp_path / "lrf" / "lr_find.json").exists()
+
+
+def test_train_with_lr_max_auto_runs_the_range_test_first(shards, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run(
+        "train", f"{shards}/train*.tfrec", "--out", run_dir, "--lr-max", "auto",
+        "--epochs", "1", "--fold", "0", "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    picked = re.search(r"^--lr-max auto: (\S+) per sample", result.output, re.MULTILINE)
+    assert picked, result.output
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["sources"]["schedule.lr_max"] == "--lr-max auto (lr-find)"
+    assert f"{config['schedule']['lr_max']:.3g}" == picked.group(1)
+    assert json.loads((run_dir / "lr-find" / "lr_find.json").read_text())["suggestion"]
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-1e-4"])
+def test_lr_max_takes_a_positive_number_or_auto(shards, value):
+    result = run("train", shards, "--lr-max", value)
+    assert result.exit_code == 2 and "expected a number > 0 or 'auto'" in result.output

@@ -56,6 +56,30 @@ def run_dir_or_new(run_dir: str | None, say: Callable[[str], None]) -> str:
     return path
 
 
+def auto_lr_max(config, run_dir: str, say: Callable[[str], None]) -> float:
+    """``--lr-max auto``: the LR range test's pick (per sample) for ``config`` (an
+    LrFindConfig), its plot and points saved in ``RUN/lr-find/``.
+
+    Raises:
+        ConfigError: the loss never fell, so there is nothing to pick.
+    """
+    from tfrec_tools import fs
+    from tfrec_tools.errors import ConfigError
+    from tfrec_tools.train.lr_find import find_lr, save_lr_find
+
+    say(f"--lr-max auto: LR range test on fold {config.fold} ({config.steps} steps)")
+    result = find_lr(config)
+    save_lr_find(result, fs.join(run_dir, "lr-find"))
+    if result.suggestion is None:
+        raise ConfigError(
+            "--lr-max auto: the loss never fell during the LR range test (see "
+            f"{fs.join(run_dir, 'lr-find')}); pass --lr-max yourself"
+        )
+    suggestion = result.suggestion
+    say(f"--lr-max auto: {suggestion.lr_max:.3g} per sample (peak {suggestion.lr:.3g})")
+    return suggestion.lr_max
+
+
 def predict_inputs(
     shards: tuple[str, ...], run_dir: str | None, out: str | None, tta: int
 ) -> tuple[tuple[str, ...], str, str]:

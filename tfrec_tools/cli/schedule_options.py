@@ -56,11 +56,31 @@ def schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+class LrMaxType(click.ParamType):
+    """A learning rate per sample > 0, or ``auto`` (an LR range test picks it first)."""
+
+    name = "FLOAT|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, float):
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if not number > 0:
+            self.fail(f"expected a number > 0 or 'auto'. Received: {value!r}", param, ctx)
+        return number
+
+
 def model_schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add every schedule option to a click command with no default: an option left out is
-    None, and the model's training defaults (or ScheduleConfig's) decide."""
+    None, and the model's training defaults (or ScheduleConfig's) decide. ``--lr-max`` also
+    takes ``auto``."""
     for flag, field, kind, text in reversed(_OPTIONS):
         default = "the model's" if field in MODEL_FIELDS else f"{getattr(_DEFAULT, field):g}"
+        if field == "lr_max":
+            kind, text = LrMaxType(), text + " 'auto': run `tfrec lr-find` first, use its pick."
         command = click.option(flag, field, type=kind, help=f"{text} [default: {default}]")(command)
     return command
 

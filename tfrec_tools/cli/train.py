@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from tfrec_tools.cli.augment_preview import AugmentType
-from tfrec_tools.cli.defaults import predict_inputs, run_dir_or_new, shard_args, training_inputs
+from tfrec_tools.cli.defaults import (
+    auto_lr_max,
+    predict_inputs,
+    run_dir_or_new,
+    shard_args,
+    training_inputs,
+)
 from tfrec_tools.cli.schedule_options import FLAGS, model_schedule_options
 from tfrec_tools.cli.types import SIZE
 from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS
@@ -157,20 +163,38 @@ def train_command(
     Example: tfrec train shards/ --model efficientnet_b0 --weights imagenet --epochs 12 --tta 5
     """
     from tfrec_tools.train.config import TrainConfig, resolve_defaults
+    from tfrec_tools.train.lr_find import LrFindConfig
     from tfrec_tools.train.models import ModelConfig
     from tfrec_tools.train.report import learning_warnings
     from tfrec_tools.train.run import run_training
 
     model_config = ModelConfig(name=model, weights=weights, dropout=dropout)
-    chosen = resolve_defaults(
-        model_config,
-        {**schedule, "batch_size": batch_size},
-        labels={**FLAGS, "batch_size": "--batch-size"},
-    )
+    auto = schedule["lr_max"] == "auto"
+    labels = {**FLAGS, "batch_size": "--batch-size"}
+    given = {**schedule, "lr_max": None if auto else schedule["lr_max"], "batch_size": batch_size}
+    chosen = resolve_defaults(model_config, given, labels=labels)
     shards, test = training_inputs(shard_args(shards), tuple(test), click.echo)
+    run_dir = run_dir_or_new(run_dir, click.echo)
+    if auto:
+        lr_max = auto_lr_max(
+            LrFindConfig(
+                shards=tuple(shards),
+                model=model_config,
+                image_size=size,
+                batch_size=chosen.batch_size,
+                fold=folds[0] if folds else 0,
+                num_folds=num_folds,
+                augment=augment,
+                seed=seed,
+            ),
+            run_dir,
+            click.echo,
+        )
+        labels["lr_max"] = "--lr-max auto (lr-find)"
+        chosen = resolve_defaults(model_config, {**given, "lr_max": lr_max}, labels=labels)
     config = TrainConfig(
         shards=tuple(shards),
-        run_dir=run_dir_or_new(run_dir, click.echo),
+        run_dir=run_dir,
         test=tuple(test),
         model=model_config,
         schedule=chosen.schedule,

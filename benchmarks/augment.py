@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from tfrec_tools.quiet import import_tensorflow  # noqa: E402
-from tfrec_tools.read import augment  # noqa: E402
+from tfrec_tools.read import augment, augment_ops  # noqa: E402
 
 tf = import_tensorflow()
 
@@ -95,7 +95,7 @@ def _images(count: int, side: int) -> np.ndarray:
 
 
 def _config_fn(config: augment.AugmentConfig):
-    return lambda image, seed: augment.augment_image(image, config, seed)
+    return lambda image, seed: augment_ops.augment_image(image, config, seed)
 
 
 def _affine_fns():
@@ -103,21 +103,21 @@ def _affine_fns():
 
     def draw(image, seed):
         shape = tf.shape(image)
-        return augment.random_affine(STANDARD, seed), shape[0], shape[1]
+        return augment_ops.random_affine(STANDARD, seed), shape[0], shape[1]
 
     def flat_gather(image, seed):
-        return augment.affine_transform(image, draw(image, seed)[0], fill_mode=fill)
+        return augment_ops.affine_transform(image, draw(image, seed)[0], fill_mode=fill)
 
     def gather_nd(image, seed):
         affine, height, width = draw(image, seed)
-        rows, cols, _ = augment.source_indices(affine, height, width, fill)
+        rows, cols, _ = augment_ops.source_indices(affine, height, width, fill)
         return tf.gather_nd(image, tf.stack([rows, cols], axis=-1))
 
     def projective(image, seed):
         affine, height, width = draw(image, seed)
         return tf.raw_ops.ImageProjectiveTransformV3(
             images=image[None],
-            transforms=augment.transform_vector(affine, height, width)[None],
+            transforms=augment_ops.transform_vector(affine, height, width)[None],
             output_shape=tf.stack([height, width]),
             fill_value=0.0,
             interpolation="NEAREST",

@@ -1,25 +1,10 @@
-"""`tfrec augment-preview`: a thin shell over `tfrec_tools.read.augment`."""
+"""`tfrec augment-preview`: a thin shell over `tfrec_tools.read.augment_preview`."""
 
 from __future__ import annotations
 
 import click
 
-
-class AugmentType(click.ParamType):
-    """A preset name or a JSON file of AugmentConfig fields (bad values exit with code 2)."""
-
-    name = "augment"
-
-    def convert(self, value, param, ctx):
-        from tfrec_tools.errors import ConfigError
-        from tfrec_tools.read.augment import AugmentConfig, augment_config
-
-        if isinstance(value, AugmentConfig):
-            return value
-        try:
-            return augment_config(str(value))
-        except ConfigError as err:
-            self.fail(str(err), param, ctx)
+from tfrec_tools.cli.types import AugmentType
 
 
 @click.command("augment-preview")
@@ -52,7 +37,8 @@ def augment_preview_command(shards, out, config, n, index, seed, image_key) -> N
 
     Example: tfrec augment-preview shards/ --out grid.png --augment aug.json
     """
-    from tfrec_tools.read.augment import preview_grid, read_image, save_png
+    from tfrec_tools.contact_sheet import save_png
+    from tfrec_tools.read.augment_preview import preview_grid, read_image
     from tfrec_tools.read.files import resolve_files
 
     image = read_image(resolve_files(shards), index, image_key=image_key)

@@ -33,7 +33,8 @@ from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError, ShardError
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.quiet import import_tensorflow
-from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS, AugmentConfig, augment_image
+from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS, AugmentConfig
+from tfrec_tools.read.augment_ops import augment_image
 from tfrec_tools.read.files import load_manifest, resolve_files
 from tfrec_tools.read.parse import (
     IMAGE_INPUT,

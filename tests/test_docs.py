@@ -23,6 +23,7 @@ REJECTION_REASONS = {
     "duplicate image": "tfrec_tools/builder/plan.py",  # _matched_rows
     "no class": "tfrec_tools/builder/plan.py",  # _folder_rows: a top-level image
     "unknown class": "tfrec_tools/builder/plan.py",  # _folder_rows: a folder not in --vocab-from
+    "unknown tag": "tfrec_tools/builder/plan.py",  # _known_tags: a tag not in --vocab-from
     "ambiguous id": "tfrec_tools/builder/match.py",  # ImageIndex.match
     "missing file": "tfrec_tools/builder/match.py",  # ImageIndex.match
     "empty file": "tfrec_tools/builder/images.py",  # prepare_image

@@ -74,3 +74,18 @@ def test_framing_equals_tensorflows_writer(tmp_path):
     read = [r.numpy() for r in tf.data.TFRecordDataset(str(tmp_path / "ours.tfrec"))]
     assert read == records
     assert frame(b"")[:8] == b"\x00" * 8
+
+
+def test_a_multi_hot_label_is_one_packed_int64_list_tensorflow_parses():
+    import tensorflow as tf
+
+    schema = build_schema(
+        (LabelSpec("tags", "multilabel", ("a", "b", "c", "d")),), (), with_fold=False
+    )
+    values = dict(image=b"x", image_id="i", height=1, width=1, tags=(1, 0, 1, 1))
+    ours = tf.train.Example.FromString(encode_example(schema, values))
+    expected = tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 0, 1, 1]))
+    assert ours.features.feature["tags"] == expected
+    spec = {"tags": tf.io.FixedLenFeature([4], tf.int64)}
+    parsed = tf.io.parse_example([encode_example(schema, values)] * 2, spec)["tags"]
+    assert parsed.numpy().tolist() == [[1, 0, 1, 1]] * 2

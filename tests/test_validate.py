@@ -183,3 +183,37 @@ def test_foreign_shards_without_ids_are_not_duplicates(tmp_path):
 def test_grid_into_a_new_folder(shards, tmp_path):
     result = inspect(shards, "--grid", tmp_path / "new" / "sheet.png")
     assert result.exit_code == 0 and (tmp_path / "new" / "sheet.png").exists()
+
+
+def test_a_multi_hot_label_counts_each_tag_per_fold(tmp_path):
+    from tests.helpers import make_image
+
+    cells = ["haze primary", "water", "", "primary water haze"] * 4
+    for i in range(len(cells)):
+        make_image(tmp_path / "images" / f"t{i:02d}.jpg", (8, 8), seed=i)
+    rows = "".join(f"t{i:02d},{cell}\n" for i, cell in enumerate(cells))
+    (tmp_path / "tags.csv").write_text("image_id,tags\n" + rows)
+    config = BuildConfig(
+        images=str(tmp_path / "images"),
+        out=str(tmp_path / "shards"),
+        labels_csv=str(tmp_path / "tags.csv"),
+        image=ImageConfig(size=(8, 8)),
+        multi_label=True,
+        shards=2,
+        folds=2,
+        workers=1,
+    )
+    build(config)
+    report = inspect_shards(str(tmp_path / "shards"), InspectConfig(deep=True))
+    assert report.ok, report.problems
+    assert report.multi_label and report.schema["tags"]["length"] == 3
+    assert report.fold_table() == {
+        "0": {"haze": 4, "primary": 4, "water": 4},
+        "1": {"haze": 4, "primary": 4, "water": 4},
+    }
+    assert report.fold_records() == {"0": 8, "1": 8}
+    result = inspect(tmp_path / "shards")
+    assert result.exit_code == 0, result.output
+    assert "tags (tags, multi-label) per fold, records holding each:" in result.output
+    table = "  fold         haze    primary      water  records\n  0               4"
+    assert table in result.output

@@ -21,6 +21,7 @@ _EXPORTS = {
     "ReadConfig": "tfrec_tools.read.pipeline",
     "RecordKeys": "tfrec_tools.read.parse",
     "AugmentConfig": "tfrec_tools.read.augment",
+    "augment_config": "tfrec_tools.read.augment",
     "inspect_shards": "tfrec_tools.validate",
     "InspectConfig": "tfrec_tools.validate",
     "run_training": "tfrec_tools.train.run",

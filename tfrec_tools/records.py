@@ -61,7 +61,8 @@ class RecordWriter:
 
 
 def encode_example(schema: Schema, values: Mapping[str, Any]) -> bytes:
-    """A serialised ``tf.train.Example`` holding one value per schema feature."""
+    """A serialised ``tf.train.Example`` holding one value per schema feature, or a list
+    (tuple) of numbers for a feature with a shape (a multi-hot label)."""
     entries = b"".join(
         _delimited(
             1, _delimited(1, name.encode("utf-8")) + _delimited(2, _feature(dtype, values[name]))
@@ -76,10 +77,16 @@ def _feature(dtype: str, value: Any) -> bytes:
         data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         listed = _delimited(1, data)  # BytesList.value: repeated bytes
     elif dtype == "float":
-        listed = _delimited(1, struct.pack("<f", value))  # FloatList.value: packed floats
+        packed = b"".join(struct.pack("<f", v) for v in _numbers(value))
+        listed = _delimited(1, packed)  # FloatList.value: packed floats
     else:
-        listed = _delimited(1, _varint(int(value)))  # Int64List.value: packed varints
+        packed = b"".join(_varint(int(v)) for v in _numbers(value))
+        listed = _delimited(1, packed)  # Int64List.value: packed varints
     return _delimited(_FEATURE_FIELD[dtype], listed)
+
+
+def _numbers(value: Any) -> tuple | list:
+    return value if isinstance(value, (tuple, list)) else (value,)
 
 
 def _delimited(field: int, payload: bytes) -> bytes:

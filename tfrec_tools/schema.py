@@ -1,9 +1,10 @@
 """The record schema: one source of truth for the writer, the reader and `tfrec inspect`.
 
 Every record holds ``image`` (encoded JPEG bytes), ``image_id``, ``height`` and ``width``; a
-labeled build adds one feature per label column, ``fold`` when folds were asked for, and one per
-tabular feature column. Feature names are the CSV column names, so Kaggle-style readers that
-look for ``target`` or ``label`` keep working.
+labeled build adds one feature per label column (a multi-hot vector for a multi-label one),
+``fold`` when folds were asked for, and one per tabular feature column. Feature names are
+the CSV column names, so Kaggle-style readers that look for ``target`` or ``label`` keep
+working.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tfrec_tools.quiet import import_tensorflow
 IMAGE, IMAGE_ID, FOLD, HEIGHT, WIDTH = "image", "image_id", "fold", "height", "width"
 RESERVED = (IMAGE, IMAGE_ID, FOLD, HEIGHT, WIDTH)
 DTYPES = ("bytes", "int64", "float")
-LABEL_KINDS = ("classification", "regression")
+LABEL_KINDS = ("classification", "regression", "multilabel")
 FEATURE_KINDS = ("numeric", "categorical")
 MISSING_CODE = -1  # categorical code of a missing value; numeric missing values are NaN
 
@@ -40,7 +41,9 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """A label column: classification (``classes`` in index order) or regression."""
+    """A label column: classification (``classes`` in index order), regression, or
+    multilabel (``classes`` are the tags; the label is a multi-hot int64 vector over them,
+    so a fixed-length feature that ``tf.io.parse_example`` parses in one batched op)."""
 
     name: str
     kind: str
@@ -48,7 +51,12 @@ class LabelSpec:
 
     @property
     def dtype(self) -> str:
-        return "int64" if self.kind == "classification" else "float"
+        return "float" if self.kind == "regression" else "int64"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(tags,)`` for a multi-hot label, ``()`` (a scalar) otherwise."""
+        return (len(self.classes),) if self.kind == "multilabel" else ()
 
     @property
     def num_classes(self) -> int:
@@ -94,7 +102,7 @@ def build_schema(
     """The schema of a build with these label and feature columns."""
     specs = [FeatureSpec(IMAGE, "bytes"), FeatureSpec(IMAGE_ID, "bytes")]
     specs += [FeatureSpec(HEIGHT, "int64"), FeatureSpec(WIDTH, "int64")]
-    specs += [FeatureSpec(label.name, label.dtype) for label in labels]
+    specs += [FeatureSpec(label.name, label.dtype, label.shape) for label in labels]
     if with_fold:
         specs.append(FeatureSpec(FOLD, "int64"))
     specs += [FeatureSpec(column.name, column.dtype) for column in columns]

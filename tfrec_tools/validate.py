@@ -1,8 +1,9 @@
 """`tfrec inspect`: check any set of shards (ours or foreign) before spending TPU hours on it.
 
 Scans every record once: counts vs file names, schema consistency, CRC/truncation, label
-distribution per shard and fold, duplicate ids, groups that cross folds, identical images under
-different ids, leftovers of interrupted builds, and every difference from the manifest.
+distribution per shard and fold (classes, or each tag of a multi-hot label), duplicate ids,
+groups that cross folds, identical images under different ids, leftovers of interrupted
+builds, and every difference from the manifest.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class FileReport:
     records: int = 0
     bytes: int = 0
     folds: list[int] = field(default_factory=list)
-    labels: dict[str, int] = field(default_factory=dict)  # label value -> records
+    labels: dict[str, int] = field(default_factory=dict)  # label value (tag) -> records
     image_shapes: dict[str, int] = field(default_factory=dict)  # "HxWxC" -> records (--deep)
 
 
@@ -61,6 +62,7 @@ class InspectReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     class_names: dict[int, str] = field(default_factory=dict)  # label value -> class name
+    multi_label: bool = False  # the label is multi-hot: ``labels`` count records per tag
 
     @property
     def ok(self) -> bool:
@@ -77,12 +79,18 @@ class InspectReport:
         return None if None in counts else sum(counts)
 
     def fold_table(self) -> dict[str, dict[str, int]]:
-        """Fold (or "-" when unknown) -> label value -> records."""
+        """Fold (or "-" when unknown) -> label value (or tag) -> records."""
         table: dict[str, Counter] = defaultdict(Counter)
         for report in self.files:
-            fold = str(report.folds[0]) if len(report.folds) == 1 else "-"
-            table[fold].update(report.labels)
+            table[_fold_of(report)].update(report.labels)
         return {fold: dict(sorted(c.items())) for fold, c in sorted(table.items())}
+
+    def fold_records(self) -> dict[str, int]:
+        """Fold (or "-" when unknown) -> records."""
+        counts: Counter = Counter()
+        for report in self.files:
+            counts[_fold_of(report)] += report.records
+        return dict(sorted(counts.items()))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +102,7 @@ class InspectReport:
             "schema": self.schema,
             "files": [vars(f) for f in self.files],
             "folds": self.fold_table(),
+            "multi_label": self.multi_label,
             "problems": self.problems,
             "notes": self.notes,
         }
@@ -116,7 +125,13 @@ def inspect_shards(
     scan = _Scan(keys, manifest, config.deep)
     reports = [scan.file(path) for path in files]
     report = InspectReport(
-        reports, schema, keys, manifest_path, problems=scan.problems, class_names=scan.classes
+        reports,
+        schema,
+        keys,
+        manifest_path,
+        problems=scan.problems,
+        class_names=scan.classes,
+        multi_label=scan.multi_hot,
     )
     _check_names(report)
     _check_keys(config, manifest, files, report)
@@ -137,9 +152,18 @@ def _get(features, key: str | None, default: Any = None) -> Any:
 
 def _value(feature) -> Any:
     """The first value of a tf.train.Feature (None when empty)."""
-    kind = feature.WhichOneof("kind")
-    values = getattr(feature, kind).value if kind else []
+    values = _values(feature)
     return values[0] if len(values) else None
+
+
+def _values(feature) -> Any:
+    """Every value of a tf.train.Feature (a protobuf repeated field; empty when none)."""
+    kind = feature.WhichOneof("kind")
+    return getattr(feature, kind).value if kind else []
+
+
+def _fold_of(report: FileReport) -> str:
+    return str(report.folds[0]) if len(report.folds) == 1 else "-"
 
 
 def _first_schema(files: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -199,6 +223,7 @@ class _Scan:
     def __init__(self, keys: dict[str, str | None], manifest: Manifest | None, deep: bool):
         self.keys, self.deep = keys, deep
         self.classes = _class_names(manifest, keys["label"])
+        self.multi_hot = _label_kind(manifest, keys["label"]) == "multilabel"
         self.shard_folds = {s.file: s.fold for s in manifest.shards} if manifest else {}
         self.problems: list[str] = []
         self.first_signature: tuple | None = None
@@ -251,9 +276,7 @@ class _Scan:
         image_id = _text(_get(features, keys["id"], f"{naming.base_name(path)}#{index}"))
         if keys["id"] is not None:
             self.id_files[image_id].append(naming.base_name(path))
-        label = _get(features, keys["label"])
-        if label is not None:
-            labels[self.classes.get(label, label)] += 1
+        self._count_label(features, labels)
         group = _get(features, keys["group"])
         if group is not None:
             self.group_folds[group].add(fold)
@@ -261,6 +284,16 @@ class _Scan:
         if image is not None:
             self._image(path, index, image_id, fold, image, shapes)
         return fold
+
+    def _count_label(self, features, labels: Counter) -> None:
+        """The record's class (or value); for a multi-hot label, each of its tags."""
+        if self.multi_hot:
+            hot = _values(features[self.keys["label"]]) if self.keys["label"] in features else []
+            labels.update(self.classes.get(i, i) for i, value in enumerate(hot) if value)
+            return
+        label = _get(features, self.keys["label"])
+        if label is not None:
+            labels[self.classes.get(label, label)] += 1
 
     def _image(self, path, index, image_id, fold, image: bytes, shapes: Counter) -> None:
         digest = hashlib.sha1(image).digest()
@@ -314,10 +347,16 @@ def _length(feature) -> int:
 
 
 def _class_names(manifest: Manifest | None, label_key: str | None) -> dict[int, str]:
+    """Class (or tag) index -> name, from the manifest's label under ``label_key``."""
     for spec in manifest.labels if manifest else ():
-        if spec.name == label_key and spec.kind == "classification":
+        if spec.name == label_key and spec.kind != "regression":
             return dict(enumerate(spec.classes))
     return {}
+
+
+def _label_kind(manifest: Manifest | None, label_key: str | None) -> str | None:
+    specs = [s for s in manifest.labels if s.name == label_key] if manifest else []
+    return specs[0].kind if specs else None
 
 
 def _text(value: Any) -> str:
@@ -455,15 +494,18 @@ def grid_tiles(report: InspectReport, count: int = 16) -> list[tuple[bytes, str]
         try:
             for raw in tf.data.TFRecordDataset(file.path).take(per_file):
                 features = tf.train.Example.FromString(raw.numpy()).features.feature
-                tiles.append(_tile(features, keys, report.class_names))
+                tiles.append(_tile(features, keys, report))
         except tf.errors.OpError:
             continue
     return tiles[:count]
 
 
-def _tile(features, keys: dict[str, str | None], classes: dict) -> tuple[bytes, str]:
+def _tile(features, keys: dict[str, str | None], report: InspectReport) -> tuple[bytes, str]:
     label, fold = _get(features, keys["label"]), _get(features, keys["fold"])
-    shown = "" if label is None else classes.get(label, label)
+    shown = "" if label is None else report.class_names.get(label, label)
+    if report.multi_label and label is not None:
+        hot = _values(features[keys["label"]])
+        shown = " ".join(str(report.class_names.get(i, i)) for i, v in enumerate(hot) if v)
     caption = f"{_text(_get(features, keys['id'], ''))}\n{shown}"
     caption += "" if fold is None else f" · fold {fold}"
     return _get(features, keys["image"], b""), caption

@@ -11,6 +11,7 @@ from tfrec_tools.builder.plan import make_plan
 from tfrec_tools.builder.table import read_table
 from tfrec_tools.errors import ConfigError, DataError
 from tfrec_tools.fs import walk_files
+from tfrec_tools.schema import FeatureSpec, LabelSpec
 
 
 def plan_for(images, csv_path, **options):
@@ -230,3 +231,92 @@ def test_unmatched_lists_only_images_no_row_names(tmp_path):
     csv_path = write_csv(tmp_path / "x.csv", ["id", "label"], [("img000", "a"), ("img001", "")])
     plan = plan_for(images, csv_path, shards=1, group_col=None)
     assert plan.unmatched == ("b/img002.jpg",)  # img001 is named (its row was rejected)
+
+
+# -- multi-label ---------------------------------------------------------------------------
+
+
+def tagged_csv(tmp_path, cells, n: int = 12, **columns):
+    """A CSV naming make_dataset's first n images, with a ``tags`` column from ``cells``
+    (cycled) and a group per pair of rows."""
+    rows = [(f"img{i:03d}", cells[i % len(cells)], f"p{i // 2}") for i in range(n)]
+    return write_csv(tmp_path / "tags.csv", ["image_id", "tags", "patient_id"], rows)
+
+
+def test_multi_label_rows_hold_multi_hot_tags(tmp_path):
+    images, _ = make_dataset(tmp_path, n=12, groups=1)
+    csv_path = tagged_csv(tmp_path, ["haze primary", "water", "", "primary  haze water"])
+    plan = plan_for(images, csv_path, shards=2, folds=2, label_cols=("tags",), multi_label=True)
+    assert plan.labels == (LabelSpec("tags", "multilabel", ("haze", "primary", "water")),)
+    assert plan.schema.features[4] == FeatureSpec("tags", "int64", (3,))
+    values = {r.image_id: r.values[0] for s in plan.shards for r in s.rows}
+    assert values["img000"] == (1, 1, 0) and values["img001"] == (0, 0, 1)
+    assert values["img002"] == (0, 0, 0)  # an empty cell: no tag, and the row is kept
+    assert values["img003"] == (1, 1, 1)
+    assert not plan.rejected
+    counts = [
+        sum(Counter(i for r in s.rows for i, v in enumerate(r.values[0]) if v).values())
+        for s in plan.shards
+    ]
+    assert counts == [9, 9]  # 18 tags over 2 shards, stratified
+
+
+def test_multi_label_missing_tokens_are_missing_labels(tmp_path):
+    images, _ = make_dataset(tmp_path, n=4, groups=1)
+    csv_path = tagged_csv(tmp_path, ["a", "nan", "NA", "a b"], n=4)
+    plan = plan_for(images, csv_path, shards=1, label_cols=("tags",), multi_label=True)
+    assert [(r.row, r.reason, r.detail) for r in plan.rejected] == [
+        (3, "missing label", "column 'tags' holds 'nan', a missing-value token"),
+        (4, "missing label", "column 'tags' holds 'NA', a missing-value token"),
+    ]
+
+
+def test_multi_label_groups_never_span_shards(tmp_path):
+    images, _ = make_dataset(tmp_path, n=24, groups=1)
+    csv_path = tagged_csv(tmp_path, ["a", "b c", "a c", "b"], n=24)
+    plan = plan_for(images, csv_path, shards=4, folds=2, label_cols=("tags",), multi_label=True)
+    owner = {}
+    for shard in plan.shards:
+        for row in shard.rows:
+            group = int(row.image_id[3:]) // 2
+            assert owner.setdefault(group, shard.index) == shard.index
+    assert plan.groups == 12
+
+
+def test_multi_label_reuses_tags_and_rejects_rows_with_unknown_ones(tmp_path):
+    images, _ = make_dataset(tmp_path, n=4, groups=1)
+    csv_path = tagged_csv(tmp_path, ["b", "a z", "", "y x b"], n=4)
+    config = BuildConfig(
+        images=str(images),
+        out="unused",
+        labels_csv=str(csv_path),
+        label_cols=("tags",),
+        label_key="target",
+        multi_label=True,
+        vocab_from="train.manifest.json",
+        shards=1,
+    )
+    files, table = list(walk_files(str(images))), read_table(str(csv_path))
+    plan = make_plan(config, files, table, vocabularies={"target": ("b", "a")})
+    assert plan.labels == (LabelSpec("target", "multilabel", ("b", "a")),)
+    assert {r.image_id: r.values[0] for r in plan.shards[0].rows} == {
+        "img000": (1, 0),
+        "img002": (0, 0),
+    }
+    assert [(r.row, r.reason, r.detail) for r in plan.rejected] == [
+        (3, "unknown tag", "'z' not among the 2 tags of --vocab-from train.manifest.json"),
+        (5, "unknown tag", "'y', 'x' not among the 2 tags of --vocab-from train.manifest.json"),
+    ]
+
+
+def test_multi_label_options_are_checked(tmp_path):
+    images, csv_path = make_dataset(tmp_path, n=4, groups=1)
+    with pytest.raises(ConfigError, match="--label-sep separates the tags of --multi-label"):
+        BuildConfig(images=str(images), labels_csv=str(csv_path), label_sep=";")
+    with pytest.raises(ConfigError, match="--multi-label reads tag sets from a label column"):
+        BuildConfig(images=str(images), multi_label=True)
+    with pytest.raises(ConfigError, match="`label_sep` must not be empty"):
+        BuildConfig(images=str(images), labels_csv=str(csv_path), multi_label=True, label_sep="")
+    no_label = write_csv(tmp_path / "ids.csv", ["image_id"], [("img000",)])
+    with pytest.raises(DataError, match="--multi-label needs a label column"):
+        plan_for(images, no_label, group_col=None, multi_label=True, labels_from="csv")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,97 @@ def test_remote_output_goes_through_gfile(dataset, tmp_path):
     assert report.manifest_path == f"{out}/train.manifest.json"
     inspected = inspect_shards(out)
     assert inspected.ok and inspected.records == 48
+
+
+def tagged(tmp_path: Path, cells: list[str], name: str = "tags.csv") -> tuple[Path, Path]:
+    """Images t00.. (one per cell) and a CSV whose ``tags`` column holds the cells."""
+    images = tmp_path / "tagged"
+    for i in range(len(cells)):
+        make_image(images / f"t{i:02d}.jpg", (8, 8), seed=i)
+    rows = "".join(f"t{i:02d},{cell}\n" for i, cell in enumerate(cells))
+    (tmp_path / name).write_text("image_id,tags\n" + rows)
+    return images, tmp_path / name
+
+
+def test_multi_label_build_stores_multi_hot_and_counts_tags(tmp_path):
+    cells = ["cloud haze", "water", "", "haze water cloud"] * 5
+    images, csv_path = tagged(tmp_path, cells)
+    config = BuildConfig(
+        images=str(images),
+        out=str(tmp_path / "out"),
+        labels_csv=str(csv_path),
+        image=ImageConfig(size=(8, 8)),
+        multi_label=True,
+        shards=2,
+        folds=2,
+        workers=1,
+    )
+    manifest = read_manifest(build(config).manifest_path)
+    assert [(s.name, s.kind, s.classes) for s in manifest.labels] == [
+        ("tags", "multilabel", ("cloud", "haze", "water"))
+    ]
+    assert [(s.name, s.shape) for s in manifest.schema.features if s.name == "tags"] == [
+        ("tags", (3,))
+    ]
+    assert manifest.options["multi_label"] and manifest.options["label_sep"] == " "
+    histogram = Counter()
+    for entry in manifest.shards:
+        histogram.update(entry.label_histogram["tags"])
+    assert histogram == {"cloud": 10, "haze": 10, "water": 10}
+    import tensorflow as tf
+
+    spec = {
+        "tags": tf.io.FixedLenFeature([3], tf.int64),
+        "image_id": tf.io.FixedLenFeature([], tf.string),
+    }
+    files = shard_files(tmp_path / "out")
+    parsed = next(
+        iter(
+            tf.data.TFRecordDataset(files)
+            .batch(20)
+            .map(lambda batch: tf.io.parse_example(batch, spec))
+        )
+    )
+    stored = {
+        i.decode(): tuple(t)
+        for i, t in zip(parsed["image_id"].numpy(), parsed["tags"].numpy().tolist())
+    }
+    assert stored["t00"] == (1, 1, 0) and stored["t02"] == (0, 0, 0) and stored["t03"] == (1, 1, 1)
+
+
+def test_multi_label_vocab_from_rejects_rows_with_unknown_tags(tmp_path):
+    images, csv_path = tagged(tmp_path, ["a b", "b", "a", "b a"] * 3)
+    train = BuildConfig(
+        images=str(images),
+        out=str(tmp_path / "out"),
+        labels_csv=str(csv_path),
+        image=ImageConfig(size=(8, 8)),
+        multi_label=True,
+        shards=1,
+        folds=0,
+        workers=1,
+    )
+    manifest_path = build(train).manifest_path
+    images, csv_path = tagged(tmp_path / "held", ["b", "a c", "d"], "holdout.csv")
+    holdout = BuildConfig(
+        images=str(images),
+        out=str(tmp_path / "out"),
+        labels_csv=str(csv_path),
+        name="holdout",
+        image=ImageConfig(size=(8, 8)),
+        multi_label=True,
+        vocab_from=manifest_path,
+        shards=1,
+        folds=0,
+        workers=1,
+    )
+    report = build(holdout)
+    assert report.records == 1 and report.rejected == {"unknown tag": 2}
+    with open(report.rejected_path) as handle:
+        rejected = list(csv.DictReader(handle))
+    assert [(r["row"], r["reason"]) for r in rejected] == [
+        ("3", "unknown tag"),
+        ("4", "unknown tag"),
+    ]
+    assert rejected[0]["detail"] == f"'c' not among the 2 tags of --vocab-from {manifest_path}"
+    assert read_manifest(report.manifest_path).labels[0].classes == ("a", "b")

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
 import pytest
 
-from tfrec_tools.builder.split import assign_shards
+from tfrec_tools.builder.split import assign_shards, assign_shards_multilabel
 
 
 def synthetic(rows: int, groups: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -142,3 +143,106 @@ def test_bad_arguments_are_named():
         assign_shards(np.zeros(3, np.int64), None, 0, seed=0)
     with pytest.raises(ValueError, match=r"one entry per row of `strata` \(3\). Received: 2"):
         assign_shards(np.zeros(3, np.int64), ["a", "b"], 2, seed=0)
+
+
+# -- multi-label: iterative stratification ---------------------------------------------------
+
+
+def tag_data(rows: int, tags: int = 8, seed: int = 0) -> np.ndarray:
+    """Rows holding each tag with its own share (2-40 %), independently: about 1.7 tags per
+    row, and some rows with none."""
+    rng = np.random.default_rng(seed)
+    return rng.random((rows, tags)) < np.linspace(0.02, 0.4, tags)
+
+
+def tag_counts(labels: np.ndarray, members: list[np.ndarray]) -> np.ndarray:
+    return np.array([labels[m].sum(axis=0) for m in members])
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_multilabel_every_row_lands_once_in_sorted_shards(grouped):
+    labels = tag_data(600)
+    groups = np.arange(600) // 4 if grouped else None
+    members = assign_shards_multilabel(labels, groups, 8, seed=1)
+    assert len(members) == 8
+    assert all(m.dtype == np.int64 and np.all(np.diff(m) > 0) for m in members)
+    assert np.array_equal(np.sort(np.concatenate(members)), np.arange(600))
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_multilabel_same_seed_same_shards_other_seed_differs(grouped):
+    labels = tag_data(600)
+    groups = np.arange(600) // 4 if grouped else None
+
+    def run(seed):
+        return [m.tolist() for m in assign_shards_multilabel(labels, groups, 8, seed)]
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_multilabel_every_tag_within_one_row_of_its_target_and_sizes_equal():
+    labels = tag_data(2000, tags=12, seed=3)
+    members = assign_shards_multilabel(labels, None, 16, seed=0)
+    target = labels.sum(axis=0) / 16
+    assert np.all(np.abs(tag_counts(labels, members) - target) < 1)
+    assert {len(m) for m in members} == {125}
+
+
+def test_multilabel_beats_a_random_split_by_far():
+    labels = tag_data(2000, seed=4)
+    target = labels.sum(axis=0) / 10
+    ours = np.abs(tag_counts(labels, assign_shards_multilabel(labels, None, 10, seed=0)) - target)
+    shuffled = np.array_split(np.random.default_rng(0).permutation(2000), 10)
+    theirs = np.abs(tag_counts(labels, shuffled) - target)
+    assert ours.max() < 1 and theirs.max() > 5
+
+
+def test_multilabel_no_group_in_two_shards_and_tags_close_to_target():
+    rng = np.random.default_rng(5)
+    groups = rng.permutation(np.repeat(np.arange(400), rng.geometric(400 / 2400, 400)))
+    labels = tag_data(len(groups), seed=5)
+    members = assign_shards_multilabel(labels, groups, 8, seed=0)
+    assert all(len(shards) == 1 for shards in owners(groups, members).values())
+    target = labels.sum(axis=0) / 8
+    # a group moves all its rows at once: within a group's worth of rows of each tag
+    assert np.all(np.abs(tag_counts(labels, members) - target) <= np.maximum(4, 0.15 * target))
+    sizes = [len(m) for m in members]
+    assert max(sizes) - min(sizes) <= 2 * np.bincount(groups).max()
+
+
+def test_multilabel_rows_without_tags_even_out_the_sizes():
+    labels = np.zeros((103, 3), bool)
+    labels[:10, 0] = True  # ten tagged rows, 93 with no tag
+    members = assign_shards_multilabel(labels, None, 5, seed=0)
+    assert [int(labels[m, 0].sum()) for m in members] == [2] * 5
+    sizes = [len(m) for m in members]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_multilabel_string_groups_split_like_their_int_codes():
+    labels = tag_data(400)
+    codes = np.arange(400) % 100
+    names = np.array([f"patient-{g}" for g in codes], dtype=object)
+    expected = [m.tolist() for m in assign_shards_multilabel(labels, codes, 4, seed=2)]
+    assert [m.tolist() for m in assign_shards_multilabel(labels, names, 4, seed=2)] == expected
+
+
+def test_multilabel_is_fast_on_100k_rows():
+    labels = tag_data(100_000, tags=20)
+    start = time.perf_counter()
+    members = assign_shards_multilabel(labels, None, 16, seed=0)
+    elapsed = time.perf_counter() - start
+    target = labels.sum(axis=0) / 16
+    assert np.all(np.abs(tag_counts(labels, members) - target) < 1)
+    assert elapsed < 20  # ~2 s on the 2-core test machine; a quadratic slip takes minutes
+
+
+def test_multilabel_bad_arguments_are_named():
+    with pytest.raises(ValueError, match=r"`labels` must be 2-D \[rows, tags\]. Received: shape"):
+        assign_shards_multilabel(np.zeros(3, bool), None, 2, seed=0)
+    with pytest.raises(ValueError, match=r"`num_shards` must be >= 1. Received: num_shards=0"):
+        assign_shards_multilabel(np.zeros((3, 2), bool), None, 0, seed=0)
+    with pytest.raises(ValueError, match=r"one entry per row of `labels` \(3\). Received: 2"):
+        assign_shards_multilabel(np.zeros((3, 2), bool), ["a", "b"], 2, seed=0)
+    assert [len(m) for m in assign_shards_multilabel(np.zeros((0, 2)), None, 2, 0)] == [0, 0]

@@ -552,3 +552,45 @@ def test_two_workers_train_and_only_the_chief_writes(shards, tmp_path):
         assert (chief / name).exists(), name
     assert next((chief / "reports").glob("*.md"))
     assert not (tmp_path / "run1").exists(), "a worker that is not the chief wrote files"
+
+
+def test_freeze_epochs_must_leave_an_epoch_to_fine_tune(shards, tmp_path):
+    args = ("--epochs", "2", "--freeze-epochs", "2")
+    result = run("train", f"{shards}/train*.tfrec", "--out", tmp_path / "run", *args)
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: `freeze_epochs` must be < `epochs`: at least one epoch must train the unfrozen "
+        "backbone. Received: freeze_epochs=2, epochs=2\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_steps_per_execution_below_one_is_exit_2(shards, tmp_path):
+    args = ("--steps-per-execution", "0")
+    result = run("train", f"{shards}/train*.tfrec", "--out", tmp_path / "run", *args)
+    assert result.exit_code == 2
+    assert "Invalid value for '--steps-per-execution': 0 is not in the range x>=1." in (
+        result.output
+    )
+
+
+@pytest.mark.slow
+def test_freeze_epochs_and_steps_per_execution_train_and_predict(shards, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ("--fold", "0", "--freeze-epochs", "1", "--steps-per-execution", "2")
+    result = run("train", f"{shards}/train*.tfrec", "--out", run_dir, *args, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "note: --freeze-epochs 1 with --weights none trains the heads on a random" in (
+        result.output
+    )
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["freeze_epochs"], config["steps_per_execution"]) == (1, 2)
+    report = next((run_dir / "reports").glob("*.md")).read_text()
+    assert "| frozen backbone | epoch 1, then fine-tuned; BatchNorm after that: trained " in report
+    assert "| steps per execution | 2 |" in report
+    history = read_rows(run_dir / "history.csv")
+    assert [(r["fold"], r["epoch"]) for r in history] == [("0", "0"), ("0", "1")]
+    predicted = tmp_path / "pred.csv"
+    result = run("predict", f"{shards}/test*.tfrec", "--run", run_dir, "--out", predicted)
+    assert result.exit_code == 0, result.output
+    assert len(read_rows(predicted)) == 6

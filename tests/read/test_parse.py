@@ -205,3 +205,36 @@ def test_keep_size_manifest_needs_an_image_size(built, tmp_path):
     with pytest.raises(ConfigError, match=r"fit='keep'.*Received: image_size=None"):
         resolve_format(built, kept)
     assert resolve_format(built, kept, image_size=(8, 8)).size == (8, 8)
+
+
+def test_a_multi_hot_label_parses_as_a_fixed_length_vector(tmp_path):
+    from tfrec_tools.read.pipeline import ReadConfig, get_dataset
+
+    images = tmp_path / "images"
+    images.mkdir()
+    cells = ["b a", "", "c", "a c b"]
+    for i in range(len(cells)):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(images / f"i{i}.png")
+    csv_path = tmp_path / "tags.csv"
+    csv_path.write_text("image_id,tags\n" + "".join(f"i{i},{c}\n" for i, c in enumerate(cells)))
+    out = tmp_path / "shards"
+    config = BuildConfig(
+        images=str(images),
+        out=str(out),
+        labels_csv=str(csv_path),
+        image=ImageConfig(size=(8, 8)),
+        multi_label=True,
+        shards=1,
+        folds=0,
+        workers=1,
+    )
+    build(config)
+    files = [str(p) for p in out.glob("*.tfrec")]
+    fmt = resolve_format(files, load_manifest(files))
+    assert fmt.keys.labels == ("tags",)
+    assert fmt.schema.features[2] == FeatureSpec("tags", "int64", (3,))
+    dataset = get_dataset(files, ReadConfig(batch_size=4, with_ids=True))
+    _, y, ids = next(iter(dataset))
+    assert y.dtype == tf.int64 and y.shape == (4, 3)
+    got = dict(zip((i.decode() for i in ids.numpy()), map(tuple, y.numpy().tolist())))
+    assert got == {"i0": (1, 1, 0), "i1": (0, 0, 0), "i2": (0, 0, 1), "i3": (1, 1, 1)}

@@ -83,3 +83,25 @@ def test_an_older_config_json_still_loads():
     old["model"]["augment"] = dataclasses.asdict(PRESETS["none"])  # augmented in the model
     config = TrainConfig.from_json(json.loads(json.dumps(old)))
     assert (config.augment, config.augment_on) == (PRESETS["none"], "model")
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(1, 0), (2, 0), (4, 1), (8, 2), (12, 2)])
+def test_a_short_run_gets_a_shorter_default_warmup(epochs, warmup):
+    resolved = resolve_defaults(ModelConfig("small_cnn"), epochs=epochs)
+    assert resolved.schedule.warmup_epochs == warmup
+    cut = resolved.sources["schedule.warmup_epochs"]
+    assert cut.endswith(f"cut to {warmup} for {epochs} epochs") == (warmup < 2)
+
+
+def test_a_given_warmup_is_never_cut():
+    resolved = resolve_defaults(ModelConfig("small_cnn"), {"warmup_epochs": 3}, epochs=1)
+    assert resolved.schedule.warmup_epochs == 3
+    assert TrainConfig(shards=("s",), run_dir="r", epochs=1).schedule.warmup_epochs == 0
+
+
+def test_the_threshold_is_kept_and_checked():
+    config = TrainConfig(("s",), "run", threshold=0.3)
+    assert TrainConfig.from_json(json.loads(json.dumps(config.to_json()))).threshold == 0.3
+    assert TrainConfig(("s",), "run").threshold == 0.5
+    with pytest.raises(ConfigError, match=r"`threshold` must be in \(0, 1\). Received: thr"):
+        TrainConfig(("s",), "run", threshold=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import keras
 import numpy as np
@@ -153,10 +154,15 @@ def test_weights_choose_the_training_defaults(tmp_path):
         (("y", "ordinal", 1), "`kind` of head 'y' must be one of"),
         (("y", "multiclass", 1), "multiclass head 'y' needs `num_classes` >= 2"),
         (("y", "binary", 2), "binary head 'y' has one output: `num_classes` must be 1"),
+        (("y", "multilabel", 0), "multilabel head 'y' needs `num_classes` (tags) >= 1"),
+        (
+            ("y", "multilabel", 3, 1.0),
+            "`threshold` of head 'y' must be in (0, 1). Received: threshold=1.0",
+        ),
     ],
 )
 def test_head_spec_is_checked(head, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         HeadSpec(*head)
 
 
@@ -295,6 +301,10 @@ def test_heads_from_manifest_binary_regression_and_one_class(manifest):
         HeadSpec("sick", "binary"),
         HeadSpec("bmi", "regression"),
     )
+    tags = LabelSpec("tags", "multilabel", ("a", "b", "c", "d"))
+    assert heads_from_manifest(dataclasses.replace(manifest, labels=(tags,)), threshold=0.3) == (
+        HeadSpec("tags", "multilabel", 4, threshold=0.3),
+    )
     one = dataclasses.replace(manifest, labels=(LabelSpec("y", "classification", ("a",)),))
     with pytest.raises(ConfigError, match="label 'y' has 1 class"):
         heads_from_manifest(one)
@@ -333,6 +343,24 @@ def test_one_head_fits_and_logs_the_monitored_metric(head):
     else:
         rmse = np.sqrt(np.mean((p[:, 0] - y) ** 2))
         assert history["val_rmse"][0] == pytest.approx(rmse, rel=1e-4)
+
+
+def test_a_multilabel_head_fits_and_logs_f1_at_its_threshold():
+    head = HeadSpec("tags", "multilabel", 4, threshold=0.45)
+    model = build_model(ModelConfig(), InputSpec(SIZE), (head,))
+    x = images()
+    y = (np.arange(32).reshape(8, 4) % 3 == 0).astype(np.int64)  # int64 multi-hot, as read
+    history = fit(model, (head,), x, y)
+    assert monitor_for((head,)) == ("val_f1_micro", "max")
+    assert {"val_f1_micro", "val_f1_macro", "val_auc", "f1_micro"} <= set(history)
+    p = model(x, training=False).numpy()
+    assert p.shape == (8, 4) and ((p > 0) & (p < 1)).all()  # sigmoids, not a softmax
+    predicted, truth = p > 0.45, y.astype(bool)
+    tp = (predicted & truth).sum()
+    f1 = 2 * tp / (predicted.sum() + truth.sum())
+    assert history["val_f1_micro"][0] == pytest.approx(f1, abs=1e-5)
+    bce = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert history["val_loss"][0] == pytest.approx(bce, rel=1e-4)
 
 
 def test_multi_input_multi_output_fits_with_missing_values():
@@ -536,3 +564,26 @@ def test_mixed_precision_outputs_are_float32():
     out = model(x, training=False)
     assert {k: v.dtype for k, v in out.items()} == {"sick": tf.float32, "grade": tf.float32}
     assert all(np.all(np.isfinite(v.numpy())) for v in out.values())
+
+
+# -- freezing the backbone -----------------------------------------------------------------
+
+
+def test_freeze_backbone_sets_which_weights_train():
+    config = ModelConfig(augment=PRESETS["standard"])  # a second nested model: augmentation
+    model = build_model(config, InputSpec(SIZE), (MULTI,))
+    backbone = models.freeze_backbone(model, frozen=True, freeze_batchnorm=False)
+    assert backbone.name == "small_cnn_backbone"
+    assert {v.path for v in model.trainable_weights} == {"grade/kernel", "grade/bias"}
+    models.freeze_backbone(model, frozen=False, freeze_batchnorm=True)
+    convolutions = {f"block{i}_conv/kernel" for i in range(1, 5)}
+    assert {v.path for v in backbone.trainable_weights} == convolutions
+    assert all(not layer.trainable for layer in backbone.layers if "_bn" in layer.name)
+    models.freeze_backbone(model, frozen=False, freeze_batchnorm=False)
+    assert len(backbone.trainable_weights) == 4 * 3  # kernels, BatchNorm gammas and betas
+
+
+def test_a_tabular_model_has_no_backbone_to_freeze():
+    model = build_model(ModelConfig(), dataclasses.replace(TABULAR, image_size=None), (BINARY,))
+    with pytest.raises(ConfigError, match="has no image backbone to freeze"):
+        models.freeze_backbone(model, frozen=True, freeze_batchnorm=True)

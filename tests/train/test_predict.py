@@ -32,3 +32,15 @@ def test_an_older_card_naming_a_preset_still_loads():
     saved["augment"] = "standard"  # the name runs stored before the settings
     del saved["augment_on"]
     assert ModelCard.from_json(saved).augment == MELANOMA  # what "standard" meant then
+
+
+def test_the_card_keeps_a_multilabel_heads_threshold():
+    head = HeadSpec("tags", "multilabel", 2, threshold=0.3)
+    one = ModelCard(
+        ModelConfig(), (head,), InputSpec((16, 16)), {"tags": ("a", "b")}, (0,), MELANOMA, 7, {}
+    )
+    saved = json.loads(json.dumps(one.to_json()))
+    assert saved["heads"][0]["threshold"] == 0.3
+    assert ModelCard.from_json(saved).heads == (head,)
+    del saved["heads"][0]["threshold"]  # a card written before thresholds: the default
+    assert ModelCard.from_json(saved).heads[0].threshold == 0.5

@@ -91,3 +91,44 @@ def test_duplicate_ids_are_refused(tmp_path):
             augment=FLIPS,
             labeled=True,
         )
+
+
+class TagBrightness:
+    """A stand-in multi-label model: three 'probabilities' per image, its mean brightness
+    and two fixed values."""
+
+    def predict_on_batch(self, x):
+        level = np.asarray(x, dtype=np.float64).mean(axis=(1, 2, 3)) / 255.0
+        return np.stack([level, np.full_like(level, 0.25), np.full_like(level, 0.75)], axis=1)
+
+
+def test_multi_hot_labels_and_tag_probabilities_stay_with_their_ids(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    cells, levels = ["a", "b c", "", "a c"] * 3, {}
+    for i in range(len(cells)):
+        level = 20 * i + 5
+        Image.new("RGB", (8, 8), (level, level, level)).save(images / f"id{i:02d}.png")
+        levels[f"id{i:02d}"] = level / 255.0
+    csv_path = write_csv(tmp_path / "t.csv", ["id", "tags"], list(zip(levels, cells)))
+    config = BuildConfig(
+        images=str(images),
+        out=str(tmp_path / "shards"),
+        labels_csv=str(csv_path),
+        image=ImageConfig(size=(8, 8)),
+        multi_label=True,
+        shards=3,
+        workers=1,
+    )
+    build(config)
+    files = sorted(str(p) for p in (tmp_path / "shards").glob("*.tfrec"))
+    head = (HeadSpec("tags", "multilabel", 3),)
+    result = predict_tta(
+        TagBrightness(), files, ReadConfig(batch_size=5, seed=0), head, passes=2,
+        augment=FLIPS, labeled=True,
+    )  # fmt: skip
+    assert result.values["tags"].shape == result.labels["tags"].shape == (12, 3)
+    hot = {"a": (1, 0, 0), "b c": (0, 1, 1), "": (0, 0, 0), "a c": (1, 0, 1)}
+    for image_id, value, truth in zip(result.ids, result.values["tags"], result.labels["tags"]):
+        assert value[0] == pytest.approx(levels[image_id], abs=2 / 255)
+        assert tuple(truth) == hot[cells[int(image_id[2:])]]

@@ -59,6 +59,8 @@ class BuildConfig:
     label_cols: tuple[str, ...] | None = None  # None: 'label' or 'target' if present
     labels_from: str = "auto"  # one of LABEL_SOURCES
     label_key: str | None = None  # record key of the (single) label; None: its column name
+    multi_label: bool = False  # label cells hold tag sets, stored as multi-hot vectors
+    label_sep: str = " "  # between the tags of a cell; " " splits on any run of whitespace
     group_col: str | None = None
     feature_cols: tuple[str, ...] = ()
     vocab_from: str | None = None  # a manifest whose categorical vocabularies to reuse
@@ -111,10 +113,22 @@ class BuildConfig:
                 "--folds needs labels, and this build has none (no LABELS_CSV, no class "
                 "folders, or --labels-from none)"
             )
+        self._check_tags()
         if self.label_key is not None and self.label_cols and len(self.label_cols) > 1:
             raise ConfigError(
                 "--label-key names the record key of a single label; with several --label-col "
                 "the keys are the column names (rename the columns in the CSV)"
+            )
+
+    def _check_tags(self) -> None:
+        if not self.label_sep:
+            raise ConfigError(f"`label_sep` must not be empty. Received: {self.label_sep!r}")
+        if self.label_sep != " " and not self.multi_label:
+            raise ConfigError("--label-sep separates the tags of --multi-label: add --multi-label")
+        if self.multi_label and self.labels_csv is None:
+            raise ConfigError(
+                "--multi-label reads tag sets from a label column of a LABELS_CSV; class "
+                "folders give one class per image: pass a CSV"
             )
 
     def _check_name(self) -> None:

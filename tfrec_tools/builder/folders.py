@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from tfrec_tools.builder.config import BuildConfig
-from tfrec_tools.builder.table import LABEL_CANDIDATES
+from tfrec_tools.builder.table import LABEL_CANDIDATES, TAG_CANDIDATES
 from tfrec_tools.errors import ConfigError
 
 MIN_CLASS_FOLDERS = 2  # one folder of images is a container, not a class
@@ -65,7 +65,8 @@ def class_of(rel_path: str) -> str | None:
 
 
 def _has_label_column(config: BuildConfig, table: pd.DataFrame) -> bool:
-    return bool(config.label_cols) or any(c in table.columns for c in LABEL_CANDIDATES)
+    candidates = TAG_CANDIDATES if config.multi_label else LABEL_CANDIDATES
+    return bool(config.label_cols) or any(c in table.columns for c in candidates)
 
 
 def _examples(names: set[str]) -> str:

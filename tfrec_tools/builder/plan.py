@@ -17,15 +17,21 @@ from tfrec_tools.builder.config import BuildConfig
 from tfrec_tools.builder.folders import class_of, label_source
 from tfrec_tools.builder.layout import Capacity, Layout, choose_layout
 from tfrec_tools.builder.match import ImageIndex, normalise_id, strip_extension
-from tfrec_tools.builder.split import assign_shards
+from tfrec_tools.builder.split import assign_shards, assign_shards_multilabel
 from tfrec_tools.builder.table import (
     FIRST_DATA_ROW,
+    LABEL_CANDIDATES,
+    TAG_CANDIDATES,
+    Columns,
     column_spec,
     feature_encoder,
     is_missing,
     label_encoder,
     label_spec,
     resolve_columns,
+    tag_encoder,
+    tag_spec,
+    unknown_tags,
 )
 from tfrec_tools.errors import ConfigError, DataError
 from tfrec_tools.schema import ColumnSpec, LabelSpec, Schema, build_schema, check_column_names
@@ -62,7 +68,9 @@ class RowSpec:
     row: int | None
     image_id: str
     path: str
-    values: tuple[int | float, ...]  # label columns, then feature columns, in schema order
+    # label columns, then feature columns, in schema order; a multi-label column's value is
+    # its multi-hot tuple of 0/1
+    values: tuple[int | float | tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class _Rows:
     specs: list[RowSpec]
     strata: np.ndarray  # stratification key per row
     groups: np.ndarray | None
+    tags: np.ndarray | None = None  # multi-label: [rows, tags] bool, stratified on instead
 
 
 def make_plan(
@@ -244,14 +253,17 @@ def _labeled_rows(
         label_cols=config.label_cols,
         group_col=config.group_col,
         feature_cols=config.feature_cols,
+        label_candidates=TAG_CANDIDATES if config.multi_label else LABEL_CANDIDATES,
     )
-    keep = _matched_rows(config, index, table, cols.id, cols.labels, cols.group, rejected)
+    keep = _matched_rows(config, index, table, cols, rejected)
+    labels = _label_specs(config, cols, table.iloc[[i for i, _ in keep]], vocabularies)
+    if config.multi_label:
+        keep = _known_tags(config, table, cols, labels, keep, rejected)
     kept = table.iloc[[i for i, _ in keep]]
-    labels = tuple(label_spec(c, kept[c].tolist()) for c in cols.labels)
     columns = tuple(
         column_spec(c, kept[c].tolist(), vocabularies.get(c, ())) for c in cols.features
     )
-    encoders = [label_encoder(s) for s in labels] + [feature_encoder(s) for s in columns]
+    encoders = _label_encoders(config, labels) + [feature_encoder(s) for s in columns]
     value_columns = [kept[c].tolist() for c in cols.labels + cols.features]
     value_rows = zip(*value_columns) if value_columns else [()] * len(kept)
     ids = kept[cols.id].tolist()
@@ -264,33 +276,99 @@ def _labeled_rows(
         )
         for (i, path), image_id, values in zip(keep, ids, value_rows)
     ]
-    strata = (
-        _strata(labels[0], [s.values[0] for s in specs])
-        if labels
-        else np.zeros(len(specs), np.int64)
-    )
     groups = kept[cols.group].to_numpy() if cols.group else None
-    return labels, columns, _Rows(specs, strata, groups)
+    return labels, columns, _stratified(labels, specs, groups)
+
+
+def _stratified(
+    labels: tuple[LabelSpec, ...], specs: list[RowSpec], groups: np.ndarray | None
+) -> _Rows:
+    """The rows with what they are stratified on: the first label's class (or bin), or its
+    tags; without labels, one stratum."""
+    no_strata = np.zeros(len(specs), np.int64)
+    if not labels:
+        return _Rows(specs, no_strata, groups)
+    first = [s.values[0] for s in specs]
+    if labels[0].kind == "multilabel":
+        tags = np.asarray(first, dtype=bool).reshape(len(specs), labels[0].num_classes)
+        return _Rows(specs, no_strata, groups, tags)
+    return _Rows(specs, _strata(labels[0], first), groups)
+
+
+def _label_specs(
+    config: BuildConfig,
+    cols: Columns,
+    kept: pd.DataFrame,
+    vocabularies: dict[str, tuple[str, ...]],
+) -> tuple[LabelSpec, ...]:
+    """Classes or values of each label column; with --multi-label, the tags of each (those of
+    --vocab-from's label under the same record key, when it has one)."""
+    if not config.multi_label:
+        return tuple(label_spec(c, kept[c].tolist()) for c in cols.labels)
+    if not cols.labels:
+        raise DataError(
+            f"{config.labels_csv}: --multi-label needs a label column, and the CSV has none "
+            f"named {', '.join(TAG_CANDIDATES)}: pass --label-col COLUMN"
+        )
+    return tuple(
+        tag_spec(c, kept[c].tolist(), config.label_sep, vocabularies.get(config.label_key or c, ()))
+        for c in cols.labels
+    )
+
+
+def _label_encoders(config: BuildConfig, labels: tuple[LabelSpec, ...]) -> list[Callable]:
+    if config.multi_label:
+        return [tag_encoder(s, config.label_sep) for s in labels]
+    return [label_encoder(s) for s in labels]
+
+
+def _known_tags(
+    config: BuildConfig,
+    table: pd.DataFrame,
+    cols: Columns,
+    labels: tuple[LabelSpec, ...],
+    keep: list[tuple[int, str]],
+    rejected: list[Rejection],
+) -> list[tuple[int, str]]:
+    """The rows whose tags are all among their label's tags; the others are rejected as
+    ``unknown tag`` (only a reused vocabulary, --vocab-from, can lack a tag)."""
+    known = []
+    cells = [table[c].tolist() for c in cols.labels]
+    for i, path in keep:
+        unknown = [
+            (spec, unknown_tags(spec, column[i], config.label_sep))
+            for spec, column in zip(labels, cells)
+        ]
+        spec, tags = next(((s, t) for s, t in unknown if t), (None, []))
+        if not tags:
+            known.append((i, path))
+            continue
+        detail = (
+            f"{', '.join(map(repr, tags[:3]))} not among the {spec.num_classes} tags of "
+            f"--vocab-from {config.vocab_from}"
+        )
+        image_id = table[cols.id].iat[i]
+        rejected.append(Rejection(i + FIRST_DATA_ROW, image_id, path, "unknown tag", detail))
+    return known
 
 
 def _matched_rows(
     config: BuildConfig,
     index: ImageIndex,
     table: pd.DataFrame,
-    id_col: str,
-    label_cols: tuple[str, ...],
-    group_col: str | None,
+    cols: Columns,
     rejected: list[Rejection],
 ) -> list[tuple[int, str]]:
     """(row position, image path) of every row that names one image and has what it needs."""
     keep, first_id, first_file = [], {}, {}
-    needed = [id_col, *label_cols] + ([group_col] if group_col else [])
+    id_col, group_col = cols.id, cols.group
+    needed = [id_col, *cols.labels] + ([group_col] if group_col else [])
     for i, values in enumerate(zip(*(table[c].tolist() for c in needed))):
         record = dict(zip(needed, values))
         row, image_id = i + FIRST_DATA_ROW, record[id_col]
         match = index.match(image_id) if image_id else None
         path = _join(config, match.path) if match and match.path else ""
-        reason, detail = _row_problem(record, match, label_cols, group_col)
+        reason, detail = _row_problem(record, match, cols, tags=config.multi_label)
         key = normalise_id(image_id)
         if not reason and key in first_id:
             reason, detail = "duplicate id", f"first seen on row {first_id[key]}"
@@ -304,16 +382,20 @@ def _matched_rows(
     return keep
 
 
-def _row_problem(record, match, label_cols, group_col) -> tuple[str, str]:
+def _row_problem(record, match, cols: Columns, *, tags: bool) -> tuple[str, str]:
+    """Why a row cannot be used ("" when it can). A multi-label cell that is empty is the
+    empty tag set; one holding a missing-value token (``nan``, ``NA``, ...) is missing."""
     if match is None:
         return "missing id", "the id cell is empty"
     if match.path is None:
         return match.reason, match.detail
-    for column in label_cols:
-        if is_missing(record[column]):
-            return "missing label", f"column {column!r} is empty"
-    if group_col and is_missing(record[group_col]):
-        return "missing group", f"column {group_col!r} is empty"
+    for column in cols.labels:
+        value = record[column]
+        if is_missing(value) and not (tags and value == ""):
+            detail = "is empty" if value == "" else f"holds {value!r}, a missing-value token"
+            return "missing label", f"column {column!r} {detail}"
+    if cols.group and is_missing(record[cols.group]):
+        return "missing group", f"column {cols.group!r} is empty"
     return "", ""
 
 
@@ -352,7 +434,10 @@ def _estimate_bytes(
 
 def _split(config: BuildConfig, rows: _Rows, num_shards: int) -> tuple[ShardSpec, ...]:
     """Each shard a stratified slice; no group in two shards; shard i in fold i % folds."""
-    members = assign_shards(rows.strata, rows.groups, num_shards, config.seed)
+    if rows.tags is not None:
+        members = assign_shards_multilabel(rows.tags, rows.groups, num_shards, config.seed)
+    else:
+        members = assign_shards(rows.strata, rows.groups, num_shards, config.seed)
     shards = []
     for index, positions in enumerate(members):
         if len(positions) == 0:

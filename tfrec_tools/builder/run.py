@@ -156,11 +156,12 @@ def _make_plan(config: BuildConfig) -> Plan:
 
 
 def _vocabularies(config: BuildConfig) -> dict[str, tuple[str, ...]]:
-    """The categorical vocabularies and class lists of the manifest named by --vocab-from."""
+    """The categorical vocabularies, class lists and tag lists of the manifest named by
+    --vocab-from."""
     if config.vocab_from is None:
         return {}
     manifest = read_manifest(config.vocab_from)
-    labels = {c.name: c.classes for c in manifest.labels if c.kind == "classification"}
+    labels = {c.name: c.classes for c in manifest.labels if c.kind != "regression"}
     return labels | {c.name: c.vocabulary for c in manifest.features if c.kind == "categorical"}
 
 

@@ -1,12 +1,12 @@
 """What a plan will write, before anything is written (``tfrec build --dry-run``): counts,
-folds, class balance per fold and per shard, and the rows rejected while planning."""
+folds, class (or tag) balance per fold and per shard, and the rows rejected while planning."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-from tfrec_tools.builder.plan import Plan
+from tfrec_tools.builder.plan import Plan, RowSpec
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
@@ -28,6 +28,8 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "records_per_shard": {"min": min(sizes), "max": max(sizes)},
         "groups": plan.groups,
         "classes": list(plan.labels[0].classes) if plan.labels else [],
+        "label_kind": plan.labels[0].kind if plan.labels else None,
+        "untagged_rows": _untagged(plan),
         "per_fold": _per_fold(plan),
         "worst_share_deviation": _worst_deviation(plan),
         "rejected_while_planning": dict(sorted(Counter(r.reason for r in plan.rejected).items())),
@@ -47,8 +49,9 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
     if summary["groups"] is not None:
         lines.append(f"  groups: {summary['groups']} (none spans two shards)")
     lines += _fold_lines(summary)
+    unit = "tag" if summary["label_kind"] == "multilabel" else "class"
     for cls, deviation in summary["worst_share_deviation"].items():
-        lines.append(f"  class {cls}: share deviates by at most {deviation:.1%} in any shard")
+        lines.append(f"  {unit} {cls}: share deviates by at most {deviation:.1%} in any shard")
     rejected = summary["rejected_while_planning"]
     lines.append(f"  rejected while planning: {sum(rejected.values())}")
     lines += [f"    {reason}: {count}" for reason, count in rejected.items()]
@@ -63,10 +66,15 @@ def describe_labels(plan: Plan) -> str:
         why = " (the CSV has no label column)" if plan.config.labels_from == "csv" else ""
         return "no labels" + why
     source = {"csv": "the CSV", "folders": "class folders"}[plan.config.labels_from]
-    classes = plan.labels[0].classes
+    classes, tagged = plan.labels[0].classes, plan.labels[0].kind == "multilabel"
+    if tagged:
+        source += ", multi-label"
     if classes:
         more = ", ..." if len(classes) > 5 else ""
-        source += f" ({len(classes)} classes: {', '.join(classes[:5])}{more})"
+        unit = "tags" if tagged else "classes"
+        source += f" ({len(classes)} {unit}: {', '.join(classes[:5])}{more})"
+    if tagged and _untagged(plan):
+        source += f"; {_untagged(plan)} rows with no tag"
     return f"labels from {source}"
 
 
@@ -80,34 +88,52 @@ def existing_build(config) -> bool:
 
 
 def _class_names(plan: Plan) -> list[str]:
-    if not plan.labels or plan.labels[0].kind != "classification":
+    """The classes, or tags, of the first label; none for regression or no label."""
+    if not plan.labels or plan.labels[0].kind == "regression":
         return []
     return list(plan.labels[0].classes)
 
 
+def _codes(plan: Plan, row: RowSpec) -> list[int]:
+    """The first label's class index as a list, or the indices of its tags."""
+    value = row.values[0]
+    if plan.labels[0].kind == "multilabel":
+        return [i for i, hot in enumerate(value) if hot]
+    return [int(value)]
+
+
+def _untagged(plan: Plan) -> int | None:
+    """Rows whose first label holds no tag (multi-label); None for other labels."""
+    if not plan.labels or plan.labels[0].kind != "multilabel":
+        return None
+    return sum(1 for s in plan.shards for r in s.rows if not any(r.values[0]))
+
+
 def _per_fold(plan: Plan) -> dict[str, dict[str, int]]:
-    """Fold -> class name -> records (classification, first label); records only otherwise."""
+    """Fold -> class name -> records (first label; with tags, records holding each tag);
+    records only for regression or no label."""
     names = _class_names(plan)
     table: dict[str, Counter] = {}
     for shard in plan.shards:
         counts = table.setdefault("-" if shard.fold is None else str(shard.fold), Counter())
         if names:
-            counts.update(names[int(row.values[0])] for row in shard.rows)
+            counts.update(names[code] for row in shard.rows for code in _codes(plan, row))
         else:
             counts["records"] += len(shard.rows)
     return {fold: dict(sorted(c.items())) for fold, c in sorted(table.items())}
 
 
 def _worst_deviation(plan: Plan) -> dict[str, float]:
-    """Class name -> the largest |share in a shard - share overall| over the shards."""
+    """Class (tag) name -> the largest |share of the records in a shard that are of that
+    class (hold that tag) - that share overall| over the shards."""
     names = _class_names(plan)
     if not names:
         return {}
-    total = Counter(int(r.values[0]) for s in plan.shards for r in s.rows)
-    records = sum(total.values())
+    total = Counter(c for s in plan.shards for r in s.rows for c in _codes(plan, r))
+    records = sum(len(s.rows) for s in plan.shards)
     worst = dict.fromkeys(range(len(names)), 0.0)
     for shard in plan.shards:
-        counts = Counter(int(r.values[0]) for r in shard.rows)
+        counts = Counter(c for r in shard.rows for c in _codes(plan, r))
         for code in worst:
             share = counts[code] / len(shard.rows)
             worst[code] = max(worst[code], abs(share - total[code] / records))
@@ -119,7 +145,8 @@ def _fold_lines(summary: dict[str, Any]) -> list[str]:
         return ["  folds: none"]
     per_fold = summary["per_fold"]
     names = sorted({name for counts in per_fold.values() for name in counts})
-    lines = [f"  folds: {summary['folds']}, records per class:"]
+    unit = "tag" if summary["label_kind"] == "multilabel" else "class"
+    lines = [f"  folds: {summary['folds']}, records per {unit}:"]
     lines.append("    " + f"{'fold':<6}" + "".join(f"{n[:10]:>11}" for n in names))
     for fold, counts in per_fold.items():
         lines.append("    " + f"{fold:<6}" + "".join(f"{counts.get(n, 0):>11}" for n in names))

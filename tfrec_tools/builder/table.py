@@ -1,4 +1,5 @@
-"""The labels CSV: read it, resolve its columns, and encode labels and feature columns."""
+"""The labels CSV: read it, resolve its columns, and encode labels (classes, values or tag
+sets) and feature columns."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tfrec_tools.schema import MISSING_CODE, ColumnSpec, LabelSpec, check_column
 
 ID_CANDIDATES = ("image_id", "id", "image_name", "image", "filename", "file")
 LABEL_CANDIDATES = ("label", "target")
+TAG_CANDIDATES = (*LABEL_CANDIDATES, "tags")  # --multi-label: also Planet's column name
 MISSING_TOKENS = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "NULL", "None"})
 FIRST_DATA_ROW = 2  # rows are numbered as a spreadsheet shows them: the header is row 1
 
@@ -62,8 +64,10 @@ def resolve_columns(
     label_cols: tuple[str, ...] | None,
     group_col: str | None,
     feature_cols: tuple[str, ...],
+    label_candidates: tuple[str, ...] = LABEL_CANDIDATES,
 ) -> Columns:
-    """Check that every named column exists; fill in defaults for id and label columns."""
+    """Check that every named column exists; fill in defaults for id and label columns (the
+    label: the first of ``label_candidates`` the CSV has, else none)."""
     have = list(table.columns)
 
     def need(column: str, option: str) -> str:
@@ -82,7 +86,7 @@ def resolve_columns(
             )
         id_col = found[0]
     if label_cols is None:
-        label_cols = tuple(c for c in LABEL_CANDIDATES if c in have)[:1]
+        label_cols = tuple(c for c in label_candidates if c in have)[:1]
     columns = Columns(
         id=need(id_col, "--id-col"),
         labels=tuple(need(c, "--label-col") for c in label_cols),
@@ -131,6 +135,75 @@ def label_encoder(spec: LabelSpec) -> Callable[[str], int | float]:
         return float
     index = {name: i for i, name in enumerate(spec.classes)}
     return lambda value: index[value] if value in index else index[str(int(value))]
+
+
+def split_tags(cell: str, sep: str = " ") -> tuple[str, ...]:
+    """The distinct tags of a multi-label cell, in order: ``"haze  primary"`` -> ``("haze",
+    "primary")``. The separator ``" "`` splits on any run of whitespace; another separator
+    splits on itself, and the pieces are stripped. Empty pieces are dropped, so an empty
+    cell, or one holding only separators, is the empty set."""
+    pieces = cell.split() if sep == " " else (p.strip() for p in cell.split(sep))
+    return tuple(dict.fromkeys(p for p in pieces if p))
+
+
+def _is_index(tag: str) -> bool:
+    return tag.isascii() and tag.isdigit()
+
+
+def tag_spec(
+    name: str, cells: list[str], sep: str = " ", vocabulary: tuple[str, ...] = ()
+) -> LabelSpec:
+    """A multi-label column: its tags are ``vocabulary`` when given (an earlier build's, so
+    train and test codes agree), else those of ``cells``: 0..max when every tag is a
+    non-negative integer (tag i is position i, gaps included, as for integer classes; ``03``
+    is tag 3), else the distinct tags sorted as strings.
+
+    Raises:
+        DataError: there are cells, and none holds a tag.
+    """
+    if vocabulary:
+        return LabelSpec(name, "multilabel", tuple(vocabulary))
+    tags = {tag for cell in cells for tag in split_tags(cell, sep)}
+    if cells and not tags:
+        raise DataError(
+            f"label column {name!r} holds no tag in any row (--multi-label, separator "
+            f"{sep!r}): check --label-col and --label-sep"
+        )
+    if tags and all(map(_is_index, tags)):
+        return LabelSpec(name, "multilabel", tuple(map(str, range(max(map(int, tags)) + 1))))
+    return LabelSpec(name, "multilabel", tuple(sorted(tags)))
+
+
+def _tag_index(spec: LabelSpec) -> Callable[[str], int | None]:
+    """tag -> its position in ``spec.classes`` (``03`` finds ``3``), None when absent."""
+    index = {tag: i for i, tag in enumerate(spec.classes)}
+
+    def find(tag: str) -> int | None:
+        if tag in index:
+            return index[tag]
+        return index.get(str(int(tag))) if _is_index(tag) else None
+
+    return find
+
+
+def unknown_tags(spec: LabelSpec, cell: str, sep: str = " ") -> list[str]:
+    """The tags of ``cell`` that ``spec`` does not have (possible with --vocab-from)."""
+    find = _tag_index(spec)
+    return [tag for tag in split_tags(cell, sep) if find(tag) is None]
+
+
+def tag_encoder(spec: LabelSpec, sep: str = " ") -> Callable[[str], tuple[int, ...]]:
+    """cell -> the multi-hot vector over ``spec.classes``, a tuple of 0/1; every tag of the
+    cell must be one of them (``unknown_tags`` finds those that are not)."""
+    find = _tag_index(spec)
+
+    def encode(cell: str) -> tuple[int, ...]:
+        hot = [0] * spec.num_classes
+        for tag in split_tags(cell, sep):
+            hot[find(tag)] = 1
+        return tuple(hot)
+
+    return encode
 
 
 def column_spec(name: str, values: list[str], vocabulary: tuple[str, ...] = ()) -> ColumnSpec:

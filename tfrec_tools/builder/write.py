@@ -85,8 +85,7 @@ def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: N
                 rejected.append(Rejection(row.row, row.image_id, row.path, reason, detail))
             else:
                 writer.write(_example(job, spec, row, stored))
-                for histogram, value in zip(histograms, row.values):
-                    histogram[value] += 1
+                _count_labels(histograms, job.labels, row.values)
                 count += 1
             if done % _PROGRESS_EVERY == 0 or done == len(spec.rows):
                 progress(done % _PROGRESS_EVERY or _PROGRESS_EVERY)
@@ -117,12 +116,22 @@ def _example(job: ShardJob, spec: ShardSpec, row: RowSpec, stored: StoredImage) 
     return encode_example(job.schema, record)
 
 
+def _count_labels(histograms: list[Counter], labels: tuple[LabelSpec, ...], values) -> None:
+    """Add one record's labels: its class, or each of its tags (a multi-hot value)."""
+    for histogram, spec, value in zip(histograms, labels, values):
+        if spec.kind == "multilabel":
+            histogram.update(i for i, hot in enumerate(value) if hot)
+        else:
+            histogram[value] += 1
+
+
 def _named_histograms(labels, histograms) -> dict[str, dict[str, int]]:
-    """Per classification label: class name -> records (regression labels have none)."""
+    """Per classification label: class name -> records; per multi-label label: tag ->
+    records holding it (regression labels have none)."""
     return {
         spec.name: {spec.classes[k]: n for k, n in sorted(h.items())}
         for spec, h in zip(labels, histograms)
-        if spec.kind == "classification"
+        if spec.kind != "regression"
     }
 
 

@@ -80,12 +80,25 @@ from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
     help="Record key of the label [default: its column name; 'label' for class folders]; "
     "e.g. target, as the reference notebooks read.",
 )
+@click.option(
+    "--multi-label",
+    is_flag=True,
+    help="Label cells hold tag sets ('haze primary'), stored as multi-hot vectors over the "
+    "sorted tags; shards are stratified over the tags.",
+)
+@click.option(
+    "--label-sep",
+    default=" ",
+    show_default="a space: any run of whitespace",
+    help="With --multi-label: what separates the tags of a cell.",
+)
 @click.option("--group-col", help="Group column (e.g. patient_id): a group never spans shards.")
 @click.option("--feature-col", multiple=True, help="Tabular column to store (repeatable).")
 @click.option(
     "--vocab-from",
     type=click.Path(dir_okay=False),
-    help="Reuse the categorical codes of this manifest (build test like train).",
+    help="Reuse the categorical codes (and class-folder classes, multi-label tags) of this "
+    "manifest (build test like train).",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
@@ -134,6 +147,8 @@ def build_command(
     label_col,
     labels_from,
     label_key,
+    multi_label,
+    label_sep,
     group_col,
     feature_col,
     vocab_from,
@@ -174,6 +189,8 @@ def build_command(
         label_cols=tuple(label_col) or None,
         labels_from=labels_from,
         label_key=label_key,
+        multi_label=multi_label,
+        label_sep=label_sep,
         group_col=group_col,
         feature_cols=tuple(feature_col),
         vocab_from=vocab_from,

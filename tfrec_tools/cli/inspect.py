@@ -154,16 +154,23 @@ def _schema(report) -> list[str]:
 
 
 def _folds(report) -> list[str]:
+    """Records per fold and class; for a multi-hot label, records holding each tag, and the
+    records of the fold (a record holds any number of tags)."""
     table = report.fold_table()
     values = sorted({v for counts in table.values() for v in counts}, key=str)
     if not values:
         return ["labels: none found"]
     names = [str(report.class_names.get(_int(v), v)) for v in values]
-    lines = [f"labels ({report.keys['label']}) per fold:"]
-    lines.append("  " + f"{'fold':<6}" + "".join(f"{n[:10]:>11}" for n in names) + f"{'total':>9}")
+    if report.multi_label:
+        lines = [f"tags ({report.keys['label']}, multi-label) per fold, records holding each:"]
+        totals, total = report.fold_records(), "records"
+    else:
+        lines = [f"labels ({report.keys['label']}) per fold:"]
+        totals, total = {fold: sum(c.values()) for fold, c in table.items()}, "total"
+    lines.append("  " + f"{'fold':<6}" + "".join(f"{n[:10]:>11}" for n in names) + f"{total:>9}")
     for fold, counts in table.items():
         cells = "".join(f"{counts.get(v, 0):>11}" for v in values)
-        lines.append(f"  {fold:<6}{cells}{sum(counts.values()):>9}")
+        lines.append(f"  {fold:<6}{cells}{totals.get(fold, 0):>9}")
     return lines
 
 

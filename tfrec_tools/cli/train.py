@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from tfrec_tools.cli.augment_preview import AugmentType
 from tfrec_tools.cli.defaults import (
     auto_lr_max,
     predict_inputs,
@@ -13,11 +12,11 @@ from tfrec_tools.cli.defaults import (
     training_inputs,
 )
 from tfrec_tools.cli.schedule_options import FLAGS, model_schedule_options
-from tfrec_tools.cli.types import SIZE
+from tfrec_tools.cli.types import SIZE, AugmentType
 from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS
 from tfrec_tools.read.pipeline import CACHE_MODES
 from tfrec_tools.train.config import AUGMENT_ON
-from tfrec_tools.train.models import available_models
+from tfrec_tools.train.models import DEFAULT_THRESHOLD, available_models
 
 
 def _floats(ctx, param, value: str | None) -> tuple[float, ...] | None:
@@ -78,6 +77,22 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
     help="Per replica; the global batch is this x replicas [default: the model's].",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--freeze-epochs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Progressive fine-tuning: the first N epochs train the heads with the backbone frozen, "
+    "the rest unfreeze it (pretrained BatchNorm stays frozen). Below --epochs.",
+)
+@click.option(
+    "--steps-per-execution",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Batches per compiled call: fewer host round trips (TPU: 8-32). Per-batch callbacks "
+    "then run every N batches.",
+)
 @click.option("--fold", "folds", type=int, multiple=True, help="Run only these folds.")
 @click.option(
     "--num-folds",
@@ -129,6 +144,14 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
 @click.option("--report-dir", help="Where the report goes [default: RUN_DIR/reports].")
 @click.option("--overwrite", is_flag=True, help="Replace the results of an earlier run.")
 @click.option("--quiet", is_flag=True, help="No per-epoch lines from Keras.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=DEFAULT_THRESHOLD,
+    show_default=True,
+    help="Multi-label heads: a tag is predicted when its probability is above this (F1 "
+    "scores, the tags in oof.csv and submission.csv; kept for tfrec predict).",
+)
 @model_schedule_options
 def train_command(
     shards,
@@ -139,6 +162,8 @@ def train_command(
     size,
     batch_size,
     epochs,
+    freeze_epochs,
+    steps_per_execution,
     folds,
     num_folds,
     patience,
@@ -156,6 +181,7 @@ def train_command(
     report_dir,
     overwrite,
     quiet,
+    threshold,
     **schedule,
 ) -> None:
     """K-fold training on SHARDS: fold models, OOF scores, submission and a report.
@@ -172,7 +198,7 @@ def train_command(
     auto = schedule["lr_max"] == "auto"
     labels = {**FLAGS, "batch_size": "--batch-size"}
     given = {**schedule, "lr_max": None if auto else schedule["lr_max"], "batch_size": batch_size}
-    chosen = resolve_defaults(model_config, given, labels=labels)
+    chosen = resolve_defaults(model_config, given, labels=labels, epochs=epochs)
     shards, test = training_inputs(shard_args(shards), tuple(test), click.echo)
     run_dir = run_dir_or_new(run_dir, click.echo)
     if auto:
@@ -191,7 +217,8 @@ def train_command(
             click.echo,
         )
         labels["lr_max"] = "--lr-max auto (lr-find)"
-        chosen = resolve_defaults(model_config, {**given, "lr_max": lr_max}, labels=labels)
+        given["lr_max"] = lr_max
+        chosen = resolve_defaults(model_config, given, labels=labels, epochs=epochs)
     config = TrainConfig(
         shards=tuple(shards),
         run_dir=run_dir,
@@ -201,6 +228,8 @@ def train_command(
         image_size=size,
         batch_size=chosen.batch_size,
         epochs=epochs,
+        freeze_epochs=freeze_epochs,
+        steps_per_execution=steps_per_execution,
         folds=tuple(folds) or None,
         num_folds=num_folds,
         patience=patience,
@@ -217,8 +246,15 @@ def train_command(
         report_dir=report_dir,
         overwrite=overwrite,
         verbose=0 if quiet else 2,
+        threshold=threshold,
         sources=chosen.sources,
     )
+    if config.freeze_epochs and config.model.weights is None:
+        click.echo(
+            f"note: --freeze-epochs {config.freeze_epochs} with --weights none trains the heads on "
+            "a random backbone first; freezing pays off with pretrained weights (--weights "
+            "imagenet or a file)"
+        )
     result = run_training(config, say=click.echo)
     if result.scores:  # None on a worker that is not the chief
         for warning in learning_warnings(config, result.folds, result.scores):
@@ -240,7 +276,12 @@ def train_command(
     "--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Per replica."
 )
 @click.option("--fold-weights", callback=_floats, help="Blend weights [default: the run's].")
-def predict_command(shards, run_dir, out, tta, batch_size, fold_weights) -> None:
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Multi-label heads: predict the tags above this [default: the run's --threshold].",
+)
+def predict_command(shards, run_dir, out, tta, batch_size, fold_weights, threshold) -> None:
     """Predict SHARDS with every fold model of a run (TTA), blended into one CSV.
 
     Example: tfrec predict shards/ --tta 5   (the newest run; or --run runs/2026-01-31-1)
@@ -249,5 +290,13 @@ def predict_command(shards, run_dir, out, tta, batch_size, fold_weights) -> None
 
     shards, run_dir, out = predict_inputs(shard_args(shards), run_dir, out, tta)
     click.echo(f"run: {run_dir}")
-    path = predict(shards, run_dir, out, tta=tta, batch_size=batch_size, fold_weights=fold_weights)
+    path = predict(
+        shards,
+        run_dir,
+        out,
+        tta=tta,
+        batch_size=batch_size,
+        fold_weights=fold_weights,
+        threshold=threshold,
+    )
     click.echo(f"predictions: {path}")

@@ -206,7 +206,9 @@ def probe_image_size(path: str, image_key: str) -> tuple[int, int]:
 
 
 def parse_spec(fmt: RecordFormat) -> dict[str, Any]:
-    """The ``tf.io.parse_example`` spec of the keys to read."""
+    """The ``tf.io.parse_example`` spec of the keys to read: fixed-length features with the
+    schema's shapes, so a multi-hot label (shape ``[tags]`` in the manifest) parses with the
+    batch as one ``[batch, tags]`` int64 tensor."""
     return schema_module.parse_features(fmt.schema)
 
 

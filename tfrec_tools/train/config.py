@@ -10,7 +10,7 @@ from typing import Any
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS, AugmentConfig, stored_augment
 from tfrec_tools.read.pipeline import CACHE_MODES
-from tfrec_tools.train.models import ModelConfig
+from tfrec_tools.train.models import DEFAULT_THRESHOLD, ModelConfig
 from tfrec_tools.train.schedules import ScheduleConfig
 
 # Where training images are augmented: in the tf.data pipeline on the host, or by Keras
@@ -34,6 +34,7 @@ def resolve_defaults(
     given: Mapping[str, Any] | None = None,
     *,
     labels: Mapping[str, str] | None = None,
+    epochs: int | None = None,
 ) -> Resolved:
     """The model's training defaults for its weights (``model.training_defaults()``: from
     scratch or fine-tuning), overridden by every value of ``given`` that is not None.
@@ -43,6 +44,9 @@ def resolve_defaults(
         given: "batch_size" and ScheduleConfig field names -> value; None keeps the default.
         labels: how each value of ``given`` was given, for ``sources`` (e.g. "--lr-max");
             default: its name.
+        epochs: the run's epochs: the model's warmup (not a given one) is cut to a quarter of
+            them at most, so a short run still trains at its peak (2 of 12 epochs stay 2;
+            1 epoch gets none, where 2 warmup epochs would never leave ``lr_start``).
 
     Returns:
         A Resolved whose ``sources`` name, for the MODEL_DEFAULTS settings and every given
@@ -62,7 +66,13 @@ def resolve_defaults(
         key = name if name == "batch_size" else f"schedule.{name}"
         sources[key] = (labels or {}).get(name, name)
     batch_size = chosen.pop("batch_size", defaults.batch_size)
-    return Resolved(replace(defaults.schedule_config(), **chosen), batch_size, sources)
+    schedule = replace(defaults.schedule_config(), **chosen)
+    if epochs is not None and "warmup_epochs" not in chosen:
+        warmup = min(schedule.warmup_epochs, epochs // 4)
+        if warmup < schedule.warmup_epochs:
+            schedule = replace(schedule, warmup_epochs=warmup)
+            sources["schedule.warmup_epochs"] += f", cut to {warmup} for {epochs} epochs"
+    return Resolved(schedule, batch_size, sources)
 
 
 @dataclass(frozen=True)
@@ -81,12 +91,17 @@ class TrainConfig:
     image_size: tuple[int, int] | None = None  # None: the size stored in the manifest
     batch_size: int | None = None  # per replica (global: this x replicas); None: the model's
     epochs: int = 10
+    # Progressive fine-tuning: the first N epochs train with the backbone frozen; 0: never
+    freeze_epochs: int = 0
+    steps_per_execution: int = 1  # batches per compiled call; TPU: 8-32 (see docs/tpu.md)
     folds: tuple[int, ...] | None = None  # the folds to run; None: all
     num_folds: int | None = None  # foreign shards (no folds stored): K-fold over files
     patience: int | None = None  # early stopping patience; None: no early stopping
     augment: AugmentConfig = PRESETS[DEFAULT_AUGMENT]  # training and TTA augmentation
     augment_on: str = "host"  # one of AUGMENT_ON
     tta: int = 1  # prediction passes; 1 = no augmentation at prediction
+    # multi-label heads: a tag is predicted when its probability is above this (F1, CSVs)
+    threshold: float = DEFAULT_THRESHOLD
     fold_weights: tuple[float, ...] | None = None  # test blend; None: equal
     loss_weights: tuple[tuple[str, float], ...] = ()  # multi-output: (label, weight)
     cache: str = "none"  # reader cache for training data: one of CACHE_MODES
@@ -104,9 +119,10 @@ class TrainConfig:
             raise ConfigError("`shards` must name at least one shard file, folder or glob")
         self._fill_model_defaults()
         self._place_augmentation()
-        for name in ("batch_size", "epochs", "tta"):
+        for name in ("batch_size", "epochs", "tta", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
+        self._check_freeze_epochs()
         if self.num_folds is not None and self.num_folds < 2:
             raise ConfigError(f"`num_folds` must be >= 2. Received: num_folds={self.num_folds}")
         if self.patience is not None and self.patience < 1:
@@ -123,12 +139,27 @@ class TrainConfig:
             )
         if any(c in self.description for c in "/\\"):
             raise ConfigError(f"`description` must hold no '/'. Received: {self.description!r}")
+        if not 0 < self.threshold < 1:
+            raise ConfigError(
+                f"`threshold` must be in (0, 1). Received: threshold={self.threshold}"
+            )
+
+    def _check_freeze_epochs(self) -> None:
+        if self.freeze_epochs < 0:
+            raise ConfigError(
+                f"`freeze_epochs` must be >= 0. Received: freeze_epochs={self.freeze_epochs}"
+            )
+        if self.freeze_epochs >= self.epochs:
+            raise ConfigError(
+                "`freeze_epochs` must be < `epochs`: at least one epoch must train the unfrozen "
+                f"backbone. Received: freeze_epochs={self.freeze_epochs}, epochs={self.epochs}"
+            )
 
     def _fill_model_defaults(self) -> None:
         """schedule / batch_size left None: the model's defaults, with their sources."""
         if self.schedule is not None and self.batch_size is not None:
             return
-        resolved = resolve_defaults(self.model)
+        resolved = resolve_defaults(self.model, epochs=self.epochs)
         filled = {"schedule": self.schedule is None, "batch_size": self.batch_size is None}
         sources = {
             key: source

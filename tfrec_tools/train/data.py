@@ -10,7 +10,13 @@ from tfrec_tools import naming
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.read.files import load_manifest, resolve_files
-from tfrec_tools.train.models import HeadSpec, InputSpec, heads_from_manifest, inputs_from_manifest
+from tfrec_tools.train.models import (
+    DEFAULT_THRESHOLD,
+    HeadSpec,
+    InputSpec,
+    heads_from_manifest,
+    inputs_from_manifest,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class TrainData:
     manifest: Manifest | None
     heads: tuple[HeadSpec, ...]
     inputs: InputSpec
-    classes: dict[str, tuple[str, ...]]  # head name -> class names (classification)
+    classes: dict[str, tuple[str, ...]]  # head name -> class names (or tags, multilabel)
     vocabularies: dict[str, tuple[str, ...]]  # categorical feature -> vocabulary
     splits: tuple[FoldSplit, ...]  # every fold, whether it runs or not
 
@@ -42,8 +48,10 @@ def training_data(
     image_size: tuple[int, int] | None,
     num_folds: int | None,
     seed: int,
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> TrainData:
-    """Resolve the shards and everything the model and the fold loop need from them.
+    """Resolve the shards and everything the model and the fold loop need from them;
+    ``threshold`` goes to multi-label heads (the probability above which a tag is predicted).
 
     Raises:
         ConfigError: no labels, no image size, or fold options the shards cannot satisfy.
@@ -60,8 +68,8 @@ def training_data(
     size = image_size or (tuple(manifest.image["size"]) if manifest.image["size"] else None)
     if size is None:
         raise ConfigError("the shards store images of varying size (--fit keep): pass --size")
-    heads = heads_from_manifest(manifest)
-    classes = {s.name: s.classes for s in manifest.labels if s.kind == "classification"}
+    heads = heads_from_manifest(manifest, threshold=threshold)
+    classes = {s.name: s.classes for s in manifest.labels if s.kind != "regression"}
     inputs = inputs_from_manifest(manifest, image_size=size)
     vocabularies = {c.name: c.vocabulary for c in manifest.features if c.kind == "categorical"}
     splits = _splits(files, manifest, num_folds, seed)

@@ -4,6 +4,7 @@ keep the best epoch, then predict the fold (out-of-fold) and the test shards wit
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -14,7 +15,7 @@ from tfrec_tools import fs, naming
 from tfrec_tools.errors import ConfigError, ShardError
 from tfrec_tools.quiet import import_tensorflow, tf_error_text
 from tfrec_tools.read.pipeline import ReadConfig, get_dataset
-from tfrec_tools.train.callbacks import checkpoint_path, fold_callbacks
+from tfrec_tools.train.callbacks import checkpoint_path, fold_callbacks, read_lr
 from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.data import FoldSplit, TrainData
 from tfrec_tools.train.distribute import (
@@ -25,7 +26,7 @@ from tfrec_tools.train.distribute import (
     worker_callbacks,
     worker_input,
 )
-from tfrec_tools.train.models import build_model, compile_model, monitor_for
+from tfrec_tools.train.models import build_model, compile_model, freeze_backbone, monitor_for
 from tfrec_tools.train.schedules import initial_lr
 from tfrec_tools.train.strategy import Device
 from tfrec_tools.train.tta import Predictions, predict_tta
@@ -62,6 +63,27 @@ class Plan:
     callback_dir: str
 
 
+@dataclass(frozen=True)
+class Phase:
+    """Epochs ``[start, stop)`` trained by one ``fit`` call (0-based); ``frozen``: the backbone
+    frozen (True), unfrozen (False), or left as built (None: no progressive fine-tuning)."""
+
+    start: int
+    stop: int
+    frozen: bool | None = None
+
+
+def fit_phases(config: TrainConfig) -> tuple[Phase, ...]:
+    """One phase over every epoch; with ``freeze_epochs`` N, the first N epochs with the
+    backbone frozen (the heads learn on fixed features), then the rest with it unfrozen."""
+    if not config.freeze_epochs:
+        return (Phase(0, config.epochs),)
+    return (
+        Phase(0, config.freeze_epochs, frozen=True),
+        Phase(config.freeze_epochs, config.epochs, frozen=False),
+    )
+
+
 def make_plan(
     config: TrainConfig, data: TrainData, device: Device, test_files, callback_dir: str
 ) -> Plan:
@@ -85,18 +107,15 @@ def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
         f"fold {split.fold}: {len(split.train)} train shards ({steps} steps/epoch), "
         f"{len(split.valid)} validation shards"
     )
+    phases = fit_phases(config)
     with device.strategy.scope():
         model = build_model(config.model, data.inputs, data.heads)
-        compile_model(
-            model,
-            data.heads,
-            learning_rate=initial_lr(config.schedule, global_batch=plan.global_batch),
-            loss_weights=dict(config.loss_weights) or None,
-        )
+        lr = initial_lr(config.schedule, global_batch=plan.global_batch)
+        _compile(plan, model, phases[0], learning_rate=lr)
     adapt_model(model, device)
     oof = test = None
     with _shard_errors(split):
-        history = _fit(plan, split, model, steps)
+        history = _fit(plan, split, model, steps, phases)
         best = _best_epoch(history, plan.monitor)
         if device.is_chief:
             model = _best_model(plan, split.fold, model)
@@ -110,25 +129,56 @@ def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
     return FoldResult(split.fold, best, len(history["loss"]), history, oof=oof, test=test)
 
 
-def _fit(plan: Plan, split: FoldSplit, model, steps: int) -> dict[str, list[float]]:
-    config, device = plan.config, plan.device
+def _compile(plan: Plan, model, phase: Phase, *, learning_rate: float) -> None:
+    """Freeze or unfreeze the backbone as ``phase`` says, then compile (a new optimizer: Keras
+    reads which weights train when it compiles). Call inside the strategy's scope."""
+    config = plan.config
+    if phase.frozen is not None:
+        # Pretrained BatchNorm statistics stay as they are (the Keras transfer-learning
+        # guide); random ones (--weights none) must be learned, so they train after the freeze.
+        pretrained = config.model.start == "fine-tune"
+        freeze_backbone(model, frozen=phase.frozen, freeze_batchnorm=pretrained)
+    compile_model(
+        model,
+        plan.data.heads,
+        learning_rate=learning_rate,
+        loss_weights=dict(config.loss_weights) or None,
+        steps_per_execution=config.steps_per_execution,
+    )
+
+
+def _fit(
+    plan: Plan, split: FoldSplit, model, steps: int, phases: tuple[Phase, ...]
+) -> dict[str, list[float]]:
+    """Train through ``phases``. One set of fold callbacks spans them all: one best checkpoint
+    over every epoch, one history.csv row per epoch; the schedule follows the epoch number."""
+    device = plan.device
     train = worker_input(
         device, split.train, plan.global_batch, _train_dataset(plan, split.fold), split_files=True
     )
     valid = worker_input(
         device, split.valid, plan.global_batch, _eval_dataset(plan), split_files=False
     )
-    with fit_scope(device):
-        history = model.fit(
-            train,
-            epochs=config.epochs,
-            steps_per_epoch=steps,
-            validation_data=valid,
-            validation_steps=validation_steps(device, split.valid, plan.global_batch),
-            shuffle=False,  # the reader shuffles; Keras cannot shuffle a tf.data pipeline
-            callbacks=_callbacks(plan, split.fold),
-            verbose=config.verbose,
-        ).history
+    callbacks = _callbacks(plan, split.fold)
+    history: dict[str, list[float]] = {}
+    for phase in phases:
+        if phase.start:  # the unfreeze: recompile at the rate the schedule has reached
+            with device.strategy.scope():
+                _compile(plan, model, phase, learning_rate=read_lr(model.optimizer))
+        with fit_scope(device):
+            logs = model.fit(
+                train,
+                initial_epoch=phase.start,
+                epochs=phase.stop,
+                steps_per_epoch=steps,
+                validation_data=valid,
+                validation_steps=validation_steps(device, split.valid, plan.global_batch),
+                shuffle=False,  # the reader shuffles; Keras cannot shuffle a tf.data pipeline
+                callbacks=_phase_callbacks(plan, callbacks, phase),
+                verbose=plan.config.verbose,
+            ).history
+        for key, values in logs.items():
+            history.setdefault(key, []).extend(values)
     monitored = np.asarray(history.get(plan.monitor[0], []), dtype=float)
     if not np.isfinite(monitored).any():  # the same history on every worker: all stop here
         raise ConfigError(
@@ -146,7 +196,11 @@ def _best_model(plan: Plan, fold: int, model):
         model = build_model(
             replace(plan.config.model, weights=None), plan.data.inputs, plan.data.heads
         )
-    model.load_weights(checkpoint_path(plan.config.run_dir, fold))
+    with warnings.catch_warnings():
+        # After --freeze-epochs the best epoch may be a frozen one, saved with the smaller
+        # optimizer of that phase; predicting needs the model's weights only.
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        model.load_weights(checkpoint_path(plan.config.run_dir, fold))
     return model
 
 
@@ -172,7 +226,10 @@ def _steps_per_epoch(plan: Plan, split: FoldSplit) -> int:
             f"fold {split.fold} has {records} training records, fewer than one global batch "
             f"of {plan.global_batch}: lower --batch-size"
         )
-    return steps
+    # Keras 3 runs whole executions (ceil(steps / N) x N steps): a multiple of N keeps the
+    # count it prints and the one Keras runs the same.
+    per_call = plan.config.steps_per_execution
+    return max(per_call, steps - steps % per_call)
 
 
 def _train_dataset(plan: Plan, fold: int):
@@ -210,7 +267,7 @@ def _eval_read(plan: Plan) -> ReadConfig:
 
 def _callbacks(plan: Plan, fold: int) -> list:
     config = plan.config
-    return worker_callbacks(plan.device) + fold_callbacks(
+    return fold_callbacks(
         fold=fold,
         run_dir=plan.callback_dir,
         monitor=plan.monitor[0],
@@ -221,6 +278,17 @@ def _callbacks(plan: Plan, fold: int) -> list:
         global_batch=plan.global_batch,
         history_path=fs.join(plan.callback_dir, "history.csv"),
     )
+
+
+def _phase_callbacks(plan: Plan, callbacks: list, phase: Phase) -> list:
+    """New worker callbacks (their all-reduce is built for the weights that do not train) and
+    the fold's; early stopping in the last phase only: its patience counts from the unfreeze,
+    so a head phase that stalls cannot end the fold before the backbone has trained."""
+    import keras
+
+    last = phase.stop == plan.config.epochs
+    kept = [c for c in callbacks if last or not isinstance(c, keras.callbacks.EarlyStopping)]
+    return worker_callbacks(plan.device) + kept
 
 
 def _best_epoch(history: dict[str, list[float]], monitor: tuple[str, str]) -> int:

@@ -27,28 +27,40 @@ from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.quiet import import_tensorflow
-from tfrec_tools.read.augment import AugmentConfig, augmentation_layers
+from tfrec_tools.read.augment import AugmentConfig
+from tfrec_tools.read.augment_layers import augmentation_layers
 from tfrec_tools.read.parse import IMAGE_INPUT
 from tfrec_tools.train.schedules import SCHEDULES, ScheduleConfig
 
 logger = logging.getLogger(__name__)
 
-HEAD_KINDS = ("binary", "multiclass", "regression")
+HEAD_KINDS = ("binary", "multiclass", "regression", "multilabel")
+DEFAULT_THRESHOLD = 0.5  # multilabel: a tag is predicted when its probability is above this
 # How uint8 pixels become a backbone's input: "none" passes 0..255 floats (the backbone
 # rescales itself, like Keras' EfficientNets); the others are keras.applications'
 # imagenet_utils.preprocess_input modes ("caffe": ResNet50, "tf": [-1, 1], "torch").
 PREPROCESSING = ("none", "caffe", "tf", "torch")
-ACTIVATIONS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
+# multilabel: one independent sigmoid per tag, binary cross-entropy averaged over the tags
+ACTIVATIONS = {
+    "binary": "sigmoid",
+    "multiclass": "softmax",
+    "regression": "linear",
+    "multilabel": "sigmoid",
+}
 LOSSES = {
     "binary": "binary_crossentropy",
     "multiclass": "sparse_categorical_crossentropy",
     "regression": "mean_squared_error",
+    "multilabel": "binary_crossentropy",
 }
 # What Keras 3 logs for the compiled model (checked by a one-step fit in the tests).
+# multilabel: micro-F1 at the head's threshold, the score the predicted tag sets get (AUC
+# would rank probabilities, not the sets written to the CSVs).
 MONITORS = {
     "binary": ("val_auc", "max"),
     "multiclass": ("val_accuracy", "max"),
     "regression": ("val_rmse", "min"),
+    "multilabel": ("val_f1_micro", "max"),
 }
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5")
 DOWNLOAD_HINT = (
@@ -69,19 +81,30 @@ class HeadSpec:
 
     name: str
     kind: str  # one of HEAD_KINDS
-    num_classes: int = 1  # multiclass: the number of classes; binary and regression: 1
+    num_classes: int = 1  # multiclass: classes; multilabel: tags; binary and regression: 1
+    threshold: float = DEFAULT_THRESHOLD  # multilabel: tags above it are predicted
 
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
             raise ConfigError(
                 f"`kind` of head {self.name!r} must be one of {HEAD_KINDS}. Received: {self.kind!r}"
             )
+        if not 0 < self.threshold < 1:
+            raise ConfigError(
+                f"`threshold` of head {self.name!r} must be in (0, 1). "
+                f"Received: threshold={self.threshold}"
+            )
         if self.kind == "multiclass" and self.num_classes < 2:
             raise ConfigError(
                 f"multiclass head {self.name!r} needs `num_classes` >= 2. "
                 f"Received: num_classes={self.num_classes}"
             )
-        if self.kind != "multiclass" and self.num_classes != 1:
+        if self.kind == "multilabel" and self.num_classes < 1:
+            raise ConfigError(
+                f"multilabel head {self.name!r} needs `num_classes` (tags) >= 1. "
+                f"Received: num_classes={self.num_classes}"
+            )
+        if self.kind in ("binary", "regression") and self.num_classes != 1:
             raise ConfigError(
                 f"{self.kind} head {self.name!r} has one output: `num_classes` must be 1. "
                 f"Received: num_classes={self.num_classes}"
@@ -312,8 +335,11 @@ class ModelConfig:
 # -- from the manifest ---------------------------------------------------------------------
 
 
-def heads_from_manifest(manifest: Manifest) -> tuple[HeadSpec, ...]:
-    """One head per label column: 2 classes -> binary, more -> multiclass, regression.
+def heads_from_manifest(
+    manifest: Manifest, *, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[HeadSpec, ...]:
+    """One head per label column: 2 classes -> binary, more -> multiclass, regression, and
+    tags -> multilabel (one sigmoid per tag; ``threshold`` decides the predicted tags).
 
     Raises:
         ConfigError: the build has no labels, or a classification label has < 2 classes.
@@ -324,6 +350,8 @@ def heads_from_manifest(manifest: Manifest) -> tuple[HeadSpec, ...]:
     for label in manifest.labels:
         if label.kind == "regression":
             heads.append(HeadSpec(label.name, "regression"))
+        elif label.kind == "multilabel":
+            heads.append(HeadSpec(label.name, "multilabel", label.num_classes, threshold))
         elif label.num_classes == 2:
             heads.append(HeadSpec(label.name, "binary"))
         elif label.num_classes > 2:
@@ -367,8 +395,9 @@ def build_model(config: ModelConfig, inputs: InputSpec, heads: tuple[HeadSpec, .
 
     Its inputs are ``image`` alone, or a dict of ``image`` and the features (tabular-only: the
     features); its output is one tensor for one head, else a dict keyed by head name. Head
-    outputs are float32 (also under mixed precision): probabilities for binary ``[batch, 1]``
-    and multiclass ``[batch, classes]``, values for regression ``[batch, 1]``.
+    outputs are float32 (also under mixed precision): probabilities for binary ``[batch, 1]``,
+    multiclass ``[batch, classes]`` and multilabel ``[batch, tags]``, values for regression
+    ``[batch, 1]``.
 
     Raises:
         ConfigError: bad heads, an image too small for the backbone, weights that cannot be
@@ -811,6 +840,59 @@ register("resnet50", preprocessing="caffe")(_keras_application("ResNet50"))
 del _i, _variant
 
 
+# -- freezing ------------------------------------------------------------------------------
+
+
+def freeze_backbone(model: Any, *, frozen: bool, freeze_batchnorm: bool) -> Any:
+    """Freeze the image backbone of a ``build_model`` model, or unfreeze it (progressive
+    fine-tuning); compile afterwards, as Keras reads which weights train when it compiles.
+
+    The graph is left as built (no ``training=False`` baked in), so checkpoints load into a
+    model built as usual: Keras 3's BatchNormalization runs in inference mode whenever the layer
+    is not trainable, so freezing a layer fixes its moving statistics as well as its weights.
+
+    Args:
+        frozen: True: no backbone weight trains and its BatchNorm layers run in inference mode.
+            False: the backbone trains again.
+        freeze_batchnorm: with ``frozen=False``, keep the backbone's BatchNormalization layers
+            frozen (inference mode, statistics and scale/offset fixed), as the Keras
+            transfer-learning guide does with pretrained weights. Ignored with ``frozen=True``.
+
+    Returns:
+        The backbone (the nested keras.Model after the image preprocessing).
+
+    Raises:
+        ConfigError: the model has no image backbone (a tabular-only model).
+    """
+    keras = _keras()
+    nested = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.Model) and layer.name != "augmentation"  # augment_layers' name
+    ]
+    if len(nested) != 1:
+        raise ConfigError(
+            f"model {model.name!r} has no image backbone to freeze (found {len(nested)} nested "
+            "models): freezing needs an image model"
+        )
+    backbone = nested[0]
+    backbone.trainable = not frozen
+    # Every layer by itself: Keras 3.15 passes `trainable = True` on to the sublayers only
+    # when the model's own flag changes, so a BatchNorm frozen earlier would stay frozen.
+    for layer in _sublayers(keras, backbone):
+        batchnorm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = not frozen and not (batchnorm and freeze_batchnorm)
+    return backbone
+
+
+def _sublayers(keras: Any, model: Any) -> Iterator[Any]:
+    """Every layer of ``model``, also inside nested models."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _sublayers(keras, layer)
+
+
 # -- compiling -----------------------------------------------------------------------------
 
 
@@ -852,19 +934,28 @@ def compile_model(
 
 
 def _metrics(keras: Any, head: HeadSpec) -> list[Any]:
-    """Fresh metric objects (Keras cannot share one between heads)."""
+    """Fresh metric objects (Keras cannot share one between heads). multilabel: micro- and
+    macro-F1 with tags above the head's threshold predicted (over the epoch's counts; the
+    macro average counts a tag absent from the labels as 0), and AUC per tag, averaged."""
     m = keras.metrics
     if head.kind == "binary":
         return [m.AUC(name="auc"), m.BinaryAccuracy(name="accuracy")]
     if head.kind == "multiclass":
         return [m.SparseCategoricalAccuracy(name="accuracy")]
+    if head.kind == "multilabel":
+        return [
+            m.F1Score(average="micro", threshold=head.threshold, name="f1_micro"),
+            m.F1Score(average="macro", threshold=head.threshold, name="f1_macro"),
+            m.AUC(multi_label=True, num_labels=head.num_classes, name="auc"),
+        ]
     return [m.RootMeanSquaredError(name="rmse")]
 
 
 def monitor_for(heads: tuple[HeadSpec, ...]) -> tuple[str, str]:
     """The validation metric to watch (checkpoint, early stopping) and its mode: "val_auc"
-    (one binary head), "val_accuracy" (multiclass), "val_rmse" (regression), "val_loss"
-    (several heads: the weighted sum of their losses), with "max" or "min"."""
+    (one binary head), "val_accuracy" (multiclass), "val_rmse" (regression), "val_f1_micro"
+    (multilabel), "val_loss" (several heads: the weighted sum of their losses), with "max"
+    or "min"."""
     if not heads:
         raise ConfigError("`heads` must hold at least one HeadSpec. Received: ()")
     if len(heads) > 1:

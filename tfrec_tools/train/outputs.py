@@ -13,7 +13,7 @@ import pandas as pd
 
 from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
-from tfrec_tools.train.metrics import main_metric, prediction_columns, score
+from tfrec_tools.train.metrics import main_metric, prediction_columns, score, truth_column
 from tfrec_tools.train.models import HeadSpec
 from tfrec_tools.train.tta import Predictions
 
@@ -24,8 +24,9 @@ ID_COLUMN = "image_id"
 class Baseline:
     """A head's OOF main metric beside the score of a predictor that learned nothing, on the
     same labels: the most common class (multiclass accuracy), a constant score (binary AUC
-    0.5), the mean label (regression RMSE). ``margin``: 2 standard errors of that score on
-    this many labels, so a model that learned nothing rarely (~2.5 %) clears it by chance."""
+    0.5), the mean label (regression RMSE), the best constant tag set (multilabel micro-F1).
+    ``margin``: 2 standard errors of that score on this many labels, so a model that learned
+    nothing rarely (~2.5 %) clears it by chance."""
 
     metric: str
     value: float
@@ -62,8 +63,8 @@ def oof_frame(
         frame = pd.DataFrame({ID_COLUMN: predictions.ids, "fold": fold})
         for head in heads:
             truth = predictions.labels[head.name]
-            names = classes.get(head.name)
-            frame[f"{head.name}_true"] = np.asarray(names)[truth.astype(int)] if names else truth
+            names = classes.get(head.name, ())
+            frame[f"{head.name}_true"] = truth_column(head, truth, names)
             frame = frame.assign(
                 **prediction_columns(head, predictions.values[head.name], names or ())
             )
@@ -89,6 +90,8 @@ def baseline(head: HeadSpec, truth: np.ndarray, value: float) -> Baseline:
     """``value`` (the head's main metric on ``truth``) beside the trivial predictor's score."""
     truth = np.asarray(truth)
     n = len(truth)
+    if head.kind == "multilabel":
+        return _tag_baseline(truth, value)
     if head.kind == "regression":
         mean, spread = float(np.mean(truth)), float(np.std(truth))
         return Baseline("rmse", value, spread, 0.0, f"always predicting the mean label {mean:.4g}")
@@ -100,6 +103,24 @@ def baseline(head: HeadSpec, truth: np.ndarray, value: float) -> Baseline:
     share = float(np.bincount(truth.astype(int)).max() / n)
     margin = 2 * math.sqrt(share * (1 - share) / n)
     return Baseline("accuracy", value, share, margin, "always predicting the most common class")
+
+
+def _tag_baseline(truth: np.ndarray, value: float) -> Baseline:
+    """The micro-F1 of the best constant answer: the k most frequent tags for every image,
+    k chosen on these labels, what a model that learned only the tags' priors gives at its
+    best threshold. With TP the true tags among the n k predicted, F1 = 2 TP / (n k + true
+    tags). Margin: 2 standard errors of an F1 taken as a share of the true tags."""
+    truth = truth.astype(bool).reshape(len(truth), -1)
+    total = int(truth.sum())
+    counts = np.sort(truth.sum(axis=0))[::-1]
+    k = np.arange(1, len(counts) + 1)
+    tp = np.cumsum(counts)
+    f1 = 2 * tp / np.maximum(len(truth) * k + total, 1)
+    top = int(np.argmax(f1)) + 1 if total else 0
+    best = float(f1[top - 1]) if top else 0.0
+    margin = 2 * math.sqrt(best * (1 - best) / max(total, 1))
+    what = f"always predicting the {top} most common tag{'s' if top > 1 else ''}"
+    return Baseline("f1_micro", value, best, margin, what if top else "predicting no tag")
 
 
 def normalised_weights(weights: Sequence[float] | None, folds: Sequence[int]) -> dict[int, float]:

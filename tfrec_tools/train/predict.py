@@ -87,13 +87,19 @@ def predict(
     tta: int = 1,
     batch_size: int = 32,
     fold_weights: Sequence[float] | None = None,
+    threshold: float | None = None,
 ) -> str:
     """Predict ``shards`` with every fold model of ``run_dir``, blend, write ``out`` (CSV).
+    ``threshold``: multi-label heads predict the tags above it; None: the run's
+    (``model.json``, from ``tfrec train --threshold``).
 
     Raises:
-        ConfigError: a fold checkpoint is missing, or the shards do not fit the models.
+        ConfigError: a fold checkpoint is missing, the shards do not fit the models, or the
+            threshold is outside (0, 1).
     """
     card = load_card(run_dir)
+    if threshold is not None:
+        card = replace(card, heads=tuple(replace(h, threshold=threshold) for h in card.heads))
     files = resolve_files(list(shards), role="predict")
     check_test_size(load_manifest(files), card.inputs.image_size, given=False)
     check_test_inputs(files, card.inputs, card.vocabularies)

@@ -64,32 +64,38 @@ def _data(plan: Plan) -> str:
     if plan.test_files:
         lines.append(f"- test shards: {len(plan.test_files)} files")
     label = manifest.labels[0]
-    if label.kind == "classification":
-        lines += [
-            "",
-            f"Records per fold and class ({label.name}):",
-            "",
-            "| fold | " + " | ".join(label.classes) + " | total |",
-            "|---" * (len(label.classes) + 2) + "|",
-        ]
-        for fold in sorted({s.fold for s in manifest.shards}, key=lambda f: (f is None, f)):
-            counts = [
-                sum(
-                    s.label_histogram.get(label.name, {}).get(c, 0)
-                    for s in manifest.shards
-                    if s.fold == fold
-                )
-                for c in label.classes
-            ]
-            lines.append(f"| {fold} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
+    if label.kind != "regression":
+        lines += ["", *_label_table(manifest, label)]
     return "\n".join(lines)
+
+
+def _label_table(manifest, label) -> list[str]:
+    """Records per fold and class; for tags, the records holding each tag, then the records
+    of the fold (an image holds any number of tags)."""
+    tagged = label.kind == "multilabel"
+    title = "holding each tag" if tagged else "and class"
+    lines = [
+        f"Records per fold {title} ({label.name}):",
+        "",
+        "| fold | " + " | ".join(label.classes) + (" | records |" if tagged else " | total |"),
+        "|---" * (len(label.classes) + 2) + "|",
+    ]
+    for fold in sorted({s.fold for s in manifest.shards}, key=lambda f: (f is None, f)):
+        shards = [s for s in manifest.shards if s.fold == fold]
+        counts = [
+            sum(s.label_histogram.get(label.name, {}).get(c, 0) for s in shards)
+            for c in label.classes
+        ]
+        total = sum(s.count for s in shards) if tagged else sum(counts)
+        lines.append(f"| {fold} | " + " | ".join(map(str, counts)) + f" | {total} |")
+    return lines
 
 
 def _settings(plan: Plan) -> str:
     c, batch = plan.config, plan.global_batch
     rows = [
         ("model", f"{c.model.name} (weights: {c.model.weights or 'none'}: {c.model.start})"),
-        ("heads", ", ".join(f"{h.name} ({h.kind})" for h in plan.data.heads)),
+        ("heads", ", ".join(map(_head_text, plan.data.heads))),
         ("image size", "x".join(map(str, plan.data.image_size))),
         (
             "batch",
@@ -97,6 +103,8 @@ def _settings(plan: Plan) -> str:
             f"({_source(c, 'batch_size')})",
         ),
         ("epochs", f"{c.epochs} (early stopping patience: {c.patience or 'off'})"),
+        ("frozen backbone", _frozen(c)),
+        ("steps per execution", str(c.steps_per_execution)),
         (
             "schedule",
             f"{c.schedule.kind} ({_source(c, 'schedule.kind')}), {c.schedule.warmup_epochs} "
@@ -121,6 +129,22 @@ def _settings(plan: Plan) -> str:
 
 
 _WHERE = {"host": "on the host", "model": "in the model"}
+
+
+def _head_text(head) -> str:
+    if head.kind == "multilabel":
+        return f"{head.name} (multilabel, {head.num_classes} tags, threshold {head.threshold:g})"
+    return f"{head.name} ({head.kind})"
+
+
+def _frozen(config: TrainConfig) -> str:
+    """--freeze-epochs: how long the backbone was frozen, and what its BatchNorm did after."""
+    if not config.freeze_epochs:
+        return "no"
+    after = "frozen" if config.model.start == "fine-tune" else "trained (random weights)"
+    n = config.freeze_epochs
+    span = "epoch 1" if n == 1 else f"epochs 1-{n}"
+    return f"{span}, then fine-tuned; BatchNorm after that: {after}"
 
 
 def _source(config: TrainConfig, setting: str) -> str:

@@ -63,7 +63,11 @@ def run_training(config: TrainConfig, say: Callable[[str], None] = log.info) -> 
     if device is None or device.is_chief:
         _prepare_run_dir(config)
     data = training_data(
-        config.shards, image_size=config.image_size, num_folds=config.num_folds, seed=config.seed
+        config.shards,
+        image_size=config.image_size,
+        num_folds=config.num_folds,
+        seed=config.seed,
+        threshold=config.threshold,
     )
     splits = chosen_splits(data, config.folds)
     if config.fold_weights is not None:  # a wrong count must fail now, not after training

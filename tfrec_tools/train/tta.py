@@ -27,8 +27,10 @@ class Predictions:
     """Averaged predictions, one row per id in first-seen order."""
 
     ids: tuple[str, ...]
-    values: dict[str, np.ndarray]  # head name -> [n] (binary/regression) or [n, classes]
-    labels: dict[str, np.ndarray] | None  # head name -> [n] true labels (labeled data only)
+    # head name -> [n] (binary/regression) or [n, classes] (multiclass; multilabel: [n, tags])
+    values: dict[str, np.ndarray]
+    # head name -> [n] true labels, [n, tags] multi-hot for multilabel (labeled data only)
+    labels: dict[str, np.ndarray] | None
 
 
 def predict_tta(
@@ -77,12 +79,14 @@ def _one_pass(model, dataset, heads, labeled: bool, batch_size: int) -> pd.DataF
             outputs[head.name].append(_squeeze(np.asarray(value, dtype=np.float64), head))
         if labeled:
             for head, value in zip(heads, _per_head(y, heads)):
-                labels[head.name].append(np.asarray(value).reshape(-1))
+                labels[head.name].append(_label_rows(np.asarray(value), head))
     frame = pd.DataFrame({"id": ids})
     for head in heads:
         frame[f"pred::{head.name}"] = list(_concat(outputs[head.name]))
         if labeled:
-            frame[f"label::{head.name}"] = _concat(labels[head.name])
+            truth = _concat(labels[head.name])
+            # a multi-hot row as a tuple: hashable, so passes can be compared per id
+            frame[f"label::{head.name}"] = list(map(tuple, truth)) if truth.ndim > 1 else truth
     return frame
 
 
@@ -113,7 +117,15 @@ def _per_head(value, heads: tuple[HeadSpec, ...]) -> list:
 
 
 def _squeeze(values: np.ndarray, head: HeadSpec) -> np.ndarray:
-    return values.reshape(len(values), -1) if head.kind == "multiclass" else values.reshape(-1)
+    """``[n, classes]`` (multiclass) or ``[n, tags]`` (multilabel); ``[n]`` otherwise."""
+    if head.kind in ("multiclass", "multilabel"):
+        return values.reshape(len(values), -1)
+    return values.reshape(-1)
+
+
+def _label_rows(values: np.ndarray, head: HeadSpec) -> np.ndarray:
+    """``[n, tags]`` multi-hot rows (multilabel); ``[n]`` otherwise."""
+    return values.reshape(len(values), -1) if head.kind == "multilabel" else values.reshape(-1)
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
@@ -148,5 +160,6 @@ def _average(rows: list[pd.DataFrame], heads, passes: int, labeled: bool) -> Pre
             column = grouped[f"label::{head.name}"]
             if (column.nunique() > 1).any():
                 raise ShardError(f"labels of {head.name!r} differ between TTA passes")
-            labels[head.name] = column.first().reindex(order).to_numpy()
+            truth = column.first().reindex(order).to_numpy()
+            labels[head.name] = np.asarray(truth.tolist()) if head.kind == "multilabel" else truth
     return Predictions(tuple(order), values, labels)

@@ -16,14 +16,14 @@ DOCS = ROOT / "docs"
 
 # Every `reason` a rejected row can carry, with the file that produces it.
 REJECTION_REASONS = {
-    "missing id": "tfrec_tools/builder/plan.py",  # _row_problem: empty id cell
-    "missing label": "tfrec_tools/builder/plan.py",  # _row_problem
-    "missing group": "tfrec_tools/builder/plan.py",  # _row_problem
-    "duplicate id": "tfrec_tools/builder/plan.py",  # _matched_rows, _unlabeled_rows
-    "duplicate image": "tfrec_tools/builder/plan.py",  # _matched_rows
-    "no class": "tfrec_tools/builder/plan.py",  # _folder_rows: a top-level image
-    "unknown class": "tfrec_tools/builder/plan.py",  # _folder_rows: a folder not in --vocab-from
-    "unknown tag": "tfrec_tools/builder/plan.py",  # _known_tags: a tag not in --vocab-from
+    "missing id": "tfrec_tools/builder/rows.py",  # _row_problem: empty id cell
+    "missing label": "tfrec_tools/builder/rows.py",  # _row_problem
+    "missing group": "tfrec_tools/builder/rows.py",  # _row_problem
+    "duplicate id": "tfrec_tools/builder/rows.py",  # _matched_rows, unlabeled_rows
+    "duplicate image": "tfrec_tools/builder/rows.py",  # _matched_rows
+    "no class": "tfrec_tools/builder/rows.py",  # folder_rows: a top-level image
+    "unknown class": "tfrec_tools/builder/rows.py",  # folder_rows: a folder not in --vocab-from
+    "unknown tag": "tfrec_tools/builder/rows.py",  # _known_tags: a tag not in --vocab-from
     "ambiguous id": "tfrec_tools/builder/match.py",  # ImageIndex.match
     "missing file": "tfrec_tools/builder/match.py",  # ImageIndex.match
     "empty file": "tfrec_tools/builder/images.py",  # prepare_image

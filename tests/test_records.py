@@ -89,3 +89,17 @@ def test_a_multi_hot_label_is_one_packed_int64_list_tensorflow_parses():
     spec = {"tags": tf.io.FixedLenFeature([4], tf.int64)}
     parsed = tf.io.parse_example([encode_example(schema, values)] * 2, spec)["tags"]
     assert parsed.numpy().tolist() == [[1, 0, 1, 1]] * 2
+
+
+def test_iter_examples_reads_back_what_we_wrote_and_stops_at_the_limit(tmp_path):
+    from tfrec_tools.records import feature_kind, feature_values, iter_examples
+
+    path = str(tmp_path / "x.tfrec")
+    with RecordWriter(path) as writer:
+        for values in VALUES:
+            writer.write(encode_example(SCHEMA, values))
+    examples = list(iter_examples(path))
+    assert [list(feature_values(e.features.feature["height"])) for e in examples] == [[64], [0]]
+    assert len(list(iter_examples(path, limit=1))) == 1
+    feature = examples[0].features.feature
+    assert (feature_kind(feature["image_id"]), feature_kind(feature["age"])) == ("bytes", "float")

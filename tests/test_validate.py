@@ -217,3 +217,17 @@ def test_a_multi_hot_label_counts_each_tag_per_fold(tmp_path):
     assert "tags (tags, multi-label) per fold, records holding each:" in result.output
     table = "  fold         haze    primary      water  records\n  0               4"
     assert table in result.output
+
+
+def test_inspect_and_the_reader_and_trainer_pick_the_same_label_key(tmp_path):
+    from tfrec_tools.read.parse import resolve_format
+    from tfrec_tools.train.data import training_data
+
+    for f in range(2):  # both candidate label keys, with different values
+        rows = [{"image_name": f"x{f}{i}", "label": i % 3, "target": i % 2} for i in range(4)]
+        write_foreign_shard(tmp_path / f"train{f:02d}-4.tfrec", rows, seed=f)
+    files = sorted(str(p) for p in tmp_path.glob("*.tfrec"))
+    inspected = inspect_shards(files).keys["label"]
+    read = resolve_format(files).keys.labels
+    trained = training_data(files, image_size=None, num_folds=2, seed=0).heads[0].name
+    assert (inspected, read, trained) == ("target", ("target",), "target")

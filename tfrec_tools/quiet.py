@@ -1,5 +1,5 @@
-"""Import TensorFlow without the C++ start-up lines (oneDNN, CUDA stubs) it writes to stderr
-before its own log level applies; TF_CPP_MIN_LOG_LEVEL alone cannot silence them."""
+"""Import TensorFlow, and Keras through it, without the C++ start-up lines (oneDNN, CUDA
+stubs) TF writes to stderr before its own log level applies; TF_CPP_MIN_LOG_LEVEL cannot."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ def import_tensorflow():
         os.close(saved)
         os.close(devnull)
     return tensorflow
+
+
+def import_keras():
+    """Import Keras 3 after TensorFlow (quietly, see ``import_tensorflow``): Keras loads its
+    TensorFlow backend on import, so the start-up chatter would come through it otherwise.
+    The one way this package imports keras where TensorFlow is not loaded yet."""
+    import_tensorflow()
+    import keras
+
+    return keras
 
 
 _NOISE = ("Graph execution error", "Detected at node", "File ", "[[", "Traceback", "Stack trace")

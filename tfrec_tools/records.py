@@ -1,4 +1,5 @@
-"""TFRecord files and ``tf.train.Example`` records written in plain Python.
+"""TFRecord files and ``tf.train.Example`` records: written in plain Python, read through
+TensorFlow (``iter_examples``, the one reader of single records).
 
 The build's workers write shards without importing TensorFlow (seconds of start-up and
 hundreds of MB per process). An Example is the protobuf wire format with its feature map in
@@ -10,18 +11,20 @@ length, masked CRC32C of the length, data, masked CRC32C of the data.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 import google_crc32c
 
 from tfrec_tools import fs
+from tfrec_tools.quiet import import_tensorflow
 from tfrec_tools.schema import Schema
 
 _MASK_DELTA = 0xA282EAD8
 _LENGTH_DELIMITED = 2
 # tf.train.Feature's oneof field numbers
 _FEATURE_FIELD = {"bytes": 1, "float": 2, "int64": 3}
+_KINDS = {"bytes_list": "bytes", "int64_list": "int64", "float_list": "float"}
 
 
 def masked_crc(data: bytes) -> int:
@@ -101,3 +104,32 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def iter_examples(path: str, limit: int | None = None) -> Iterator[Any]:
+    """The ``tf.train.Example`` records of ``path`` in order (the first ``limit`` when given).
+
+    Raises (while iterating):
+        tf.errors.OpError: the file cannot be read, is corrupted or cut short.
+        google.protobuf.message.DecodeError: a record is not an Example.
+    """
+    tf = import_tensorflow()
+    records = tf.data.TFRecordDataset(path)
+    for raw in records if limit is None else records.take(limit):
+        yield parse_example(raw.numpy())
+
+
+def parse_example(raw: bytes) -> Any:
+    """One serialised record -> ``tf.train.Example``."""
+    return import_tensorflow().train.Example.FromString(raw)
+
+
+def feature_kind(feature: Any) -> str | None:
+    """The dtype of a ``tf.train.Feature`` ("bytes", "int64", "float"), None when unset."""
+    return _KINDS.get(feature.WhichOneof("kind"))
+
+
+def feature_values(feature: Any) -> Any:
+    """Every value of a ``tf.train.Feature`` (a protobuf repeated field; empty when unset)."""
+    kind = feature.WhichOneof("kind")
+    return getattr(feature, kind).value if kind else []

@@ -15,7 +15,6 @@ from tfrec_tools.builder.run import build
 from tfrec_tools.errors import ConfigError, ShardError
 from tfrec_tools.manifest import read_manifest
 from tfrec_tools.quiet import import_tensorflow
-from tfrec_tools.read.files import load_manifest
 from tfrec_tools.read.parse import (
     RecordKeys,
     decode_image,
@@ -24,6 +23,7 @@ from tfrec_tools.read.parse import (
     resolve_format,
 )
 from tfrec_tools.schema import FeatureSpec, Schema
+from tfrec_tools.shard_files import load_manifest
 
 tf = import_tensorflow()
 

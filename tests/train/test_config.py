@@ -10,13 +10,13 @@ import pytest
 
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.read.augment import PRESETS
-from tfrec_tools.train import models
+from tfrec_tools.train import registry
 from tfrec_tools.train.config import TrainConfig, resolve_defaults
 from tfrec_tools.train.models import ModelConfig
 from tfrec_tools.train.schedules import ScheduleConfig
 
 SCRATCH = "model default (scratch)"
-CNN = models.get_backbone("small_cnn").scratch  # small_cnn's defaults from random weights
+CNN = registry.get_backbone("small_cnn").scratch  # small_cnn's defaults from random weights
 
 
 def test_scratch_and_fine_tune_defaults_come_from_the_registry():

@@ -18,9 +18,10 @@ from tfrec_tools.builder.run import build
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.read.augment import PRESETS
 from tfrec_tools.train import kfold
+from tfrec_tools.train.backbones import small_cnn
 from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.kfold import Phase, fit_phases
-from tfrec_tools.train.models import ModelConfig, small_cnn
+from tfrec_tools.train.models import ModelConfig
 from tfrec_tools.train.run import run_training
 from tfrec_tools.train.schedules import ScheduleConfig
 

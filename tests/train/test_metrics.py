@@ -15,7 +15,7 @@ from tfrec_tools.train.metrics import (
     tag_sets,
     truth_column,
 )
-from tfrec_tools.train.models import HeadSpec
+from tfrec_tools.train.specs import HeadSpec
 
 TAGS = HeadSpec("tags", "multilabel", 3, threshold=0.4)
 TRUTH = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0]])  # tag 2 never occurs

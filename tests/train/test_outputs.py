@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from tfrec_tools.train.models import HeadSpec
 from tfrec_tools.train.outputs import Baseline, baseline, oof_frame, scores
+from tfrec_tools.train.specs import HeadSpec
 from tfrec_tools.train.tta import Predictions
 
 MULTI = HeadSpec("label", "multiclass", 3)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from tfrec_tools.read.augment import PRESETS
-from tfrec_tools.train.models import HeadSpec, InputSpec, ModelConfig
+from tfrec_tools.train.models import ModelConfig
 from tfrec_tools.train.predict import ModelCard
+from tfrec_tools.train.specs import HeadSpec, InputSpec
 
 MELANOMA = PRESETS["kaggle-melanoma"]
 

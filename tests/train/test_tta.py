@@ -12,7 +12,7 @@ from tfrec_tools.builder.run import build
 from tfrec_tools.errors import ShardError
 from tfrec_tools.read.augment import AugmentConfig
 from tfrec_tools.read.pipeline import ReadConfig
-from tfrec_tools.train.models import HeadSpec
+from tfrec_tools.train.specs import HeadSpec
 from tfrec_tools.train.tta import predict_tta
 
 HEAD = (HeadSpec("label", "binary"),)

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from tfrec_tools import fs
-from tfrec_tools.builder.plan import RowSpec, ShardSpec
+from tfrec_tools.builder.plan import ShardSpec
+from tfrec_tools.builder.rows import RowSpec
 from tfrec_tools.builder.write import ShardJob, save_result, write_shard
 from tfrec_tools.errors import ConfigError
 

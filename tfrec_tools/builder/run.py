@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from tfrec_tools import __version__, fs, naming
 from tfrec_tools.builder.config import BuildConfig
-from tfrec_tools.builder.plan import NothingToBuild, Plan, Rejection, make_plan
+from tfrec_tools.builder.plan import NothingToBuild, Plan, make_plan
+from tfrec_tools.builder.rows import Rejection
 from tfrec_tools.builder.table import read_table
 from tfrec_tools.builder.write import (
     Progress,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tfrec_tools.builder.plan import Plan, RowSpec
+from tfrec_tools.builder.plan import Plan
+from tfrec_tools.builder.rows import RowSpec
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:

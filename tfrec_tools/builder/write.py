@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from tfrec_tools import fs, naming
 from tfrec_tools.builder.config import ImageConfig
 from tfrec_tools.builder.images import ImageError, StoredImage, prepare_image
-from tfrec_tools.builder.plan import Rejection, RowSpec, ShardSpec
+from tfrec_tools.builder.plan import ShardSpec
+from tfrec_tools.builder.rows import Rejection, RowSpec
 from tfrec_tools.manifest import ShardEntry
 from tfrec_tools.records import RecordWriter, encode_example
 from tfrec_tools.schema import (

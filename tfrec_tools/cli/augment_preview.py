@@ -39,7 +39,7 @@ def augment_preview_command(shards, out, config, n, index, seed, image_key) -> N
     """
     from tfrec_tools.contact_sheet import save_png
     from tfrec_tools.read.augment_preview import preview_grid, read_image
-    from tfrec_tools.read.files import resolve_files
+    from tfrec_tools.shard_files import resolve_files
 
     image = read_image(resolve_files(shards), index, image_key=image_key)
     save_png(preview_grid(image, config, n=n, seed=seed), out)

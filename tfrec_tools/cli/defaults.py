@@ -29,7 +29,7 @@ def training_inputs(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(training shards, test shards). SHARDS that is one folder gives its labeled set, and,
     when --test is not given, the one unlabeled set beside it as the test set."""
-    from tfrec_tools.read.files import pick_set, shard_sets
+    from tfrec_tools.shard_files import pick_set, shard_sets
 
     if len(shards) != 1 or not _is_folder(shards[0]):
         return shards, test
@@ -85,8 +85,8 @@ def predict_inputs(
 ) -> tuple[tuple[str, ...], str, str]:
     """(shards, run folder, output CSV): the unlabeled set of a folder, the newest run under
     ``runs/``, and ``RUN/predictions-<set>-tta<N>.csv``."""
-    from tfrec_tools.read.files import pick_set, shard_sets
     from tfrec_tools.runs import latest_run_dir
+    from tfrec_tools.shard_files import pick_set, shard_sets
 
     run_dir = run_dir or latest_run_dir()
     stem = "predictions"

@@ -15,7 +15,7 @@ import click
 @click.option("--grid", type=click.Path(dir_okay=False), help="Write a contact sheet PNG here.")
 @click.option("--grid-count", type=click.IntRange(1, 400), default=16, show_default=True)
 @click.option("--manifest", help="Manifest to check against [default: the one beside the shards].")
-@click.option("--label-key", help="Label key [default: from the manifest, else label/target/...].")
+@click.option("--label-key", help="Label key [default: from the manifest, else target/label/...].")
 @click.option("--id-key", help="Id key [default: image_id/image_name/id/...].")
 @click.option("--group-key", help="Group key checked for leakage [default: patient_id/group/...].")
 @click.option("--image-key", help="Image bytes key [default: image/image_raw/...].")
@@ -63,7 +63,7 @@ def _here() -> tuple[str, ...]:
     """No PATHS: the current folder, or ./shards (where `tfrec build` writes) when the current
     folder holds no shard."""
     from tfrec_tools.builder.config import DEFAULT_OUT
-    from tfrec_tools.read.files import shard_sets
+    from tfrec_tools.shard_files import shard_sets
 
     if not shard_sets(".") and os.path.isdir(DEFAULT_OUT):
         return (DEFAULT_OUT,)
@@ -74,7 +74,7 @@ def _shard_groups(paths: tuple[str, ...]) -> list[tuple[str, ...]]:
     """The paths to inspect together: each shard set of a folder that holds several is
     inspected alone; everything else together, as given."""
     from tfrec_tools import fs
-    from tfrec_tools.read.files import shard_sets
+    from tfrec_tools.shard_files import shard_sets
 
     together, alone = [], []
     for path in paths:

@@ -16,7 +16,8 @@ from tfrec_tools.cli.types import SIZE, AugmentType
 from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS
 from tfrec_tools.read.pipeline import CACHE_MODES
 from tfrec_tools.train.config import AUGMENT_ON
-from tfrec_tools.train.models import DEFAULT_THRESHOLD, available_models
+from tfrec_tools.train.registry import available_models
+from tfrec_tools.train.specs import DEFAULT_THRESHOLD
 
 
 def _floats(ctx, param, value: str | None) -> tuple[float, ...] | None:

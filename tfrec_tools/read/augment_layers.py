@@ -6,7 +6,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.quiet import import_keras
 from tfrec_tools.read.augment import TRUNCATION, AugmentConfig
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def augmentation_layers(config: AugmentConfig) -> keras.Sequential:
     asymmetric ``contrast`` range centred below 1 (``RandomContrast`` sorts its bounds: it gets
     the symmetric range covering it instead).
     """
-    keras = _import_keras()
+    keras = import_keras()
     layers = [layer for build in _LAYER_BUILDERS if (layer := build(config, keras)) is not None]
     if config.cutout_on:
         logger.warning(
@@ -41,13 +41,6 @@ def augmentation_layers(config: AugmentConfig) -> keras.Sequential:
 
 
 # ---- helpers: one layer per operation, None when it is off -----------------------------
-
-
-def _import_keras():
-    import_tensorflow()  # quiet TF start-up first; Keras 3 loads its TF backend
-    import keras
-
-    return keras
 
 
 def _flip_layer(config: AugmentConfig, keras) -> Any:

@@ -10,6 +10,7 @@ from tfrec_tools.errors import ConfigError, DataError, ShardError
 from tfrec_tools.quiet import import_tensorflow
 from tfrec_tools.read.augment import AugmentConfig
 from tfrec_tools.read.augment_ops import augment_image
+from tfrec_tools.records import parse_example
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,7 @@ def _decode_record(raw: bytes, path: str, position: int, image_key: str) -> np.n
     from google.protobuf.message import DecodeError
 
     try:
-        feature = tf.train.Example.FromString(raw).features.feature
+        feature = parse_example(raw).features.feature
     except DecodeError as err:
         raise ShardError(f"{path}: record {position} is not a tf.train.Example") from err
     if image_key not in feature or not feature[image_key].bytes_list.value:

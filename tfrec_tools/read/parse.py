@@ -6,9 +6,10 @@ Keys are resolved in this order:
 1. explicit ``RecordKeys`` (checked against the manifest schema or the shards' first records);
 2. the manifest beside the shards: ``image``, ``image_id``, its label and feature columns;
 3. for foreign shards (no manifest), a guess from the first record of the first shard
-   (``probe_schema``): the image is the first bytes key among ``IMAGE_CANDIDATES``, the id the
-   first key among ``ID_CANDIDATES`` (bytes or int64; None when there is none), the label the
-   first numeric key among ``LABEL_CANDIDATES`` (at most one; no label means unlabeled).
+   (``probe_schema``), made by ``record_keys.guess_key`` as `tfrec inspect` makes it: the image
+   is the first bytes key among ``IMAGE_KEYS``, the id the first key among ``ID_KEYS`` (bytes
+   or int64; None when there is none), the label the first numeric key among ``LABEL_KEYS``
+   (at most one; no label means unlabeled).
    Tabular feature keys are never guessed. Every foreign shard's first record is then checked
    to hold the resolved keys, so a test shard mixed into a train set fails at construction.
 
@@ -27,17 +28,12 @@ from tfrec_tools import schema as schema_module
 from tfrec_tools.errors import ConfigError, ShardError
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.quiet import import_tensorflow
-from tfrec_tools.read.files import probe_schema
+from tfrec_tools.record_keys import IMAGE_KEYS, guess_key, probe_schema
 from tfrec_tools.schema import FeatureSpec, Schema
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-# Names public Kaggle shards use, most common first (melanoma/cassava: image, image_name,
-# target; flowers: image, id, class; others: image_raw, img, label).
-IMAGE_CANDIDATES = ("image", "image_raw", "img", "image_bytes", "image/encoded", "jpeg", "bytes")
-ID_CANDIDATES = ("image_id", "image_name", "id", "img_id", "name", "filename", "file_name")
-LABEL_CANDIDATES = ("target", "label", "class", "labels", "category", "diagnosis", "y")
 IMAGE_INPUT = "image"  # the key of the image in a multi-input dict ``x``
 CHANNELS = 3
 
@@ -150,22 +146,18 @@ def guess_keys(schema: Schema, path: str) -> RecordKeys:
     """Keys of a foreign shard from the names of its first record (see the module docstring).
 
     Raises:
-        ShardError: no bytes key has one of the ``IMAGE_CANDIDATES`` names.
+        ShardError: no bytes key has one of the ``IMAGE_KEYS`` names.
     """
     kinds = {spec.name: spec.dtype for spec in schema.features}
-    image = _first(IMAGE_CANDIDATES, kinds, ("bytes",))
+    image = guess_key("image", kinds)
     if image is None:
         raise ShardError(
             f"{path}: no image key found (looked for a bytes key named one of "
-            f"{', '.join(IMAGE_CANDIDATES)}; the shard has: {_listing(schema)}); "
+            f"{', '.join(IMAGE_KEYS)}; the shard has: {_listing(schema)}); "
             "name it with RecordKeys(image=...)"
         )
-    label = _first(LABEL_CANDIDATES, kinds, ("int64", "float"))
-    return RecordKeys(
-        image=image,
-        id=_first(ID_CANDIDATES, kinds, ("bytes", "int64")),
-        labels=(label,) if label else (),
-    )
+    label = guess_key("label", kinds)
+    return RecordKeys(image=image, id=guess_key("id", kinds), labels=(label,) if label else ())
 
 
 def check_keys(keys: RecordKeys, schema: Schema, where: str, *, given: bool) -> None:
@@ -283,10 +275,6 @@ def _image_format(manifest: Manifest | None) -> str | None:
 
 def _spec(schema: Schema, name: str) -> FeatureSpec:
     return next(spec for spec in schema.features if spec.name == name)
-
-
-def _first(candidates: tuple[str, ...], kinds: dict[str, str], dtypes: tuple[str, ...]):
-    return next((n for n in candidates if kinds.get(n) in dtypes), None)
 
 
 def _listing(schema: Schema) -> str:

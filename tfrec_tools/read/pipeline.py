@@ -35,7 +35,6 @@ from tfrec_tools.manifest import Manifest
 from tfrec_tools.quiet import import_tensorflow
 from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS, AugmentConfig
 from tfrec_tools.read.augment_ops import augment_image
-from tfrec_tools.read.files import load_manifest, resolve_files
 from tfrec_tools.read.parse import (
     IMAGE_INPUT,
     RecordFormat,
@@ -44,6 +43,7 @@ from tfrec_tools.read.parse import (
     parse_batch,
     resolve_format,
 )
+from tfrec_tools.shard_files import load_manifest, resolve_files
 
 if TYPE_CHECKING:
     import tensorflow as tf

@@ -12,11 +12,10 @@ import numpy as np
 
 from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
-from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.quiet import import_keras
 from tfrec_tools.train.schedules import ScheduleConfig, check_monitor, lr_callbacks
 
-import_tensorflow()  # quiet TF start-up first: Keras 3 loads its TF backend on import
-import keras  # noqa: E402
+keras = import_keras()
 
 FIXED_COLUMNS = ("fold", "epoch", "lr")
 # Keras's LR callbacks copy the lr into the logs; the `lr` column already holds it.

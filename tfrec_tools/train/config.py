@@ -10,8 +10,9 @@ from typing import Any
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS, AugmentConfig, stored_augment
 from tfrec_tools.read.pipeline import CACHE_MODES
-from tfrec_tools.train.models import DEFAULT_THRESHOLD, ModelConfig
+from tfrec_tools.train.models import ModelConfig
 from tfrec_tools.train.schedules import ScheduleConfig
+from tfrec_tools.train.specs import DEFAULT_THRESHOLD
 
 # Where training images are augmented: in the tf.data pipeline on the host, or by Keras
 # layers at the start of the model (on the accelerator; no cutout).

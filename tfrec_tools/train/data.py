@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from tfrec_tools import naming
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.manifest import Manifest
-from tfrec_tools.read.files import load_manifest, resolve_files
-from tfrec_tools.train.models import (
+from tfrec_tools.shard_files import load_manifest, resolve_files
+from tfrec_tools.train.specs import (
     DEFAULT_THRESHOLD,
     HeadSpec,
     InputSpec,
@@ -81,8 +81,8 @@ def _foreign_data(
 ) -> TrainData:
     """Shards with no manifest (public Kaggle sets): keys guessed from the first record as the
     reader guesses them, classes from the label values, K-fold over the files."""
-    from tfrec_tools.read.files import probe_schema
     from tfrec_tools.read.parse import guess_keys, probe_image_size
+    from tfrec_tools.record_keys import probe_schema
 
     schema = probe_schema(files[0])
     keys = guess_keys(schema, files[0])
@@ -186,7 +186,7 @@ def check_test_inputs(
     files: Sequence[str], inputs: InputSpec, vocabularies: dict[str, tuple[str, ...]]
 ) -> None:
     """Test shards must carry every tabular feature the model takes, coded as in training."""
-    from tfrec_tools.read.files import probe_schema
+    from tfrec_tools.record_keys import probe_schema
 
     needed = [*inputs.numeric, *(name for name, _ in inputs.categorical)]
     have = set(probe_schema(files[0]).names)

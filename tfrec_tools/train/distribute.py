@@ -19,12 +19,11 @@ from typing import Any
 
 from tfrec_tools import naming
 from tfrec_tools.errors import ClusterError, ConfigError
-from tfrec_tools.quiet import import_tensorflow, tf_error_text
+from tfrec_tools.quiet import import_keras, import_tensorflow, tf_error_text
 from tfrec_tools.train.data import FoldSplit
 from tfrec_tools.train.strategy import Device
 
-import_tensorflow()  # quiet TF start-up first: Keras 3 loads its TF backend on import
-import keras  # noqa: E402
+keras = import_keras()
 
 # (files, batch size, input pipeline index) -> tf.data.Dataset
 MakeDataset = Callable[[tuple[str, ...], int, int], Any]

@@ -13,7 +13,7 @@ import numpy as np
 
 from tfrec_tools import fs, naming
 from tfrec_tools.errors import ConfigError, ShardError
-from tfrec_tools.quiet import import_tensorflow, tf_error_text
+from tfrec_tools.quiet import import_keras, import_tensorflow, tf_error_text
 from tfrec_tools.read.pipeline import ReadConfig, get_dataset
 from tfrec_tools.train.callbacks import checkpoint_path, fold_callbacks, read_lr
 from tfrec_tools.train.config import TrainConfig
@@ -26,7 +26,8 @@ from tfrec_tools.train.distribute import (
     worker_callbacks,
     worker_input,
 )
-from tfrec_tools.train.models import build_model, compile_model, freeze_backbone, monitor_for
+from tfrec_tools.train.heads import monitor_for
+from tfrec_tools.train.models import build_model, compile_model, freeze_backbone
 from tfrec_tools.train.schedules import initial_lr
 from tfrec_tools.train.strategy import Device
 from tfrec_tools.train.tta import Predictions, predict_tta
@@ -284,8 +285,7 @@ def _phase_callbacks(plan: Plan, callbacks: list, phase: Phase) -> list:
     """New worker callbacks (their all-reduce is built for the weights that do not train) and
     the fold's; early stopping in the last phase only: its patience counts from the unfreeze,
     so a head phase that stalls cannot end the fold before the backbone has trained."""
-    import keras
-
+    keras = import_keras()
     last = phase.stop == plan.config.epochs
     kept = [c for c in callbacks if last or not isinstance(c, keras.callbacks.EarlyStopping)]
     return worker_callbacks(plan.device) + kept

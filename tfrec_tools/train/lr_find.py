@@ -32,6 +32,7 @@ import numpy as np
 
 from tfrec_tools import fs, naming
 from tfrec_tools.errors import ConfigError
+from tfrec_tools.quiet import import_keras
 from tfrec_tools.read.augment import AugmentConfig, augment_config
 from tfrec_tools.train.models import ModelConfig
 
@@ -259,10 +260,10 @@ def find_lr(config: LrFindConfig, say: Say = log.info, *, device: Any = None) ->
             fewer training records than one global batch.
         ShardError: unreadable shards.
     """
-    import keras
-
     from tfrec_tools.train.data import chosen_splits, training_data
     from tfrec_tools.train.strategy import detect_device
+
+    keras = import_keras()
 
     data = training_data(
         config.shards, image_size=config.image_size, num_folds=config.num_folds, seed=config.seed
@@ -335,7 +336,7 @@ def _train_dataset(config: LrFindConfig, data, split, global_batch: int) -> Any:
 
 def _range_callback(lrs: np.ndarray, recorder: RangeRecorder) -> Any:
     """A Keras callback that sets ``lrs[step]`` before each batch and records its loss."""
-    import keras
+    keras = import_keras()
 
     class LrRange(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch: int, logs=None) -> None:

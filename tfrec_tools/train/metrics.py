@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from tfrec_tools.train.models import HeadSpec
+from tfrec_tools.train.specs import HeadSpec
 
 _EPS = 1e-7
 

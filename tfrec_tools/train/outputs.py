@@ -14,7 +14,7 @@ import pandas as pd
 from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.train.metrics import main_metric, prediction_columns, score, truth_column
-from tfrec_tools.train.models import HeadSpec
+from tfrec_tools.train.specs import HeadSpec
 from tfrec_tools.train.tta import Predictions
 
 ID_COLUMN = "image_id"

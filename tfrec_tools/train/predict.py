@@ -15,12 +15,13 @@ from typing import Any
 from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.read.augment import AugmentConfig, stored_augment
-from tfrec_tools.read.files import load_manifest, resolve_files
 from tfrec_tools.read.pipeline import ReadConfig
+from tfrec_tools.shard_files import load_manifest, resolve_files
 from tfrec_tools.train import outputs
 from tfrec_tools.train.callbacks import checkpoint_path
 from tfrec_tools.train.data import check_test_inputs, check_test_size
-from tfrec_tools.train.models import HeadSpec, InputSpec, ModelConfig, build_model
+from tfrec_tools.train.models import ModelConfig, build_model
+from tfrec_tools.train.specs import HeadSpec, InputSpec
 from tfrec_tools.train.strategy import detect_device
 from tfrec_tools.train.tta import predict_tta
 

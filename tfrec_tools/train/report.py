@@ -13,8 +13,8 @@ from tfrec_tools.read.augment import augment_name
 from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.kfold import FoldResult, Plan
 from tfrec_tools.train.metrics import main_metric
-from tfrec_tools.train.models import get_backbone
 from tfrec_tools.train.outputs import Baseline, Scores
+from tfrec_tools.train.registry import get_backbone
 
 OVERFIT_RISE = 0.10  # val loss 10 % above its best at the end, while train loss kept falling
 FOLD_SPREAD = 0.05  # main metric std across folds worth a warning

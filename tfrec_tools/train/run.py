@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
-from tfrec_tools.quiet import import_tensorflow
-from tfrec_tools.read.files import load_manifest, resolve_files
+from tfrec_tools.quiet import import_keras, import_tensorflow
+from tfrec_tools.shard_files import load_manifest, resolve_files
 from tfrec_tools.train import outputs
 from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.data import (
@@ -143,8 +143,7 @@ def _test_files(config: TrainConfig, data: TrainData) -> tuple[str, ...]:
 
 def _seed(config: TrainConfig, device: Device) -> None:
     """Seed Python, NumPy and TensorFlow; op determinism and mixed precision on request."""
-    import keras
-
+    keras = import_keras()
     tf = import_tensorflow()
     os.environ["PYTHONHASHSEED"] = str(config.seed)
     keras.utils.set_random_seed(config.seed)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfrec_tools import fs
 from tfrec_tools.errors import ConfigError
+from tfrec_tools.quiet import import_keras
 
 if TYPE_CHECKING:
     import keras
@@ -39,7 +40,7 @@ WARMUP_KINDS = ("warmup-exp", "cosine")  # the kinds that use lr_start, warmup a
 class ScheduleConfig:
     """How the learning rate moves over the epochs; defaults are the Kaggle TPU recipe's, for
     fine-tuning pretrained weights. `tfrec train` takes ``kind``, ``lr_max`` and
-    ``warmup_epochs`` from the model instead (``train.models.TrainingDefaults``)."""
+    ``warmup_epochs`` from the model instead (``train.registry.TrainingDefaults``)."""
 
     kind: str = "warmup-exp"
     lr_start: float = 1e-6  # first warmup epoch: small enough not to wreck pretrained weights
@@ -130,8 +131,7 @@ def lr_callbacks(
     Raises:
         ConfigError: bad ``epochs``, ``global_batch``, ``monitor`` or ``mode``.
     """
-    import keras
-
+    keras = import_keras()
     check_monitor(monitor, mode)
     lr_at(config, 0, epochs=epochs, global_batch=global_batch)  # validate before training
     if config.kind == "plateau":

@@ -19,7 +19,7 @@ import pandas as pd
 from tfrec_tools.errors import ShardError
 from tfrec_tools.quiet import import_tensorflow
 from tfrec_tools.read.pipeline import ReadConfig, get_dataset
-from tfrec_tools.train.models import HeadSpec
+from tfrec_tools.train.specs import HeadSpec
 
 
 @dataclass(frozen=True)

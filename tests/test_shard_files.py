@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tfrec_tools.errors import ShardError
-from tfrec_tools.read.files import ShardSet, pick_set
+from tfrec_tools.shard_files import ShardSet, pick_set
 
 
 def shard_set(name, labeled, folds=0, files=2):

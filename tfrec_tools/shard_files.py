@@ -1,5 +1,5 @@
-"""Finding shards and what describes them: paths/folders/globs -> files, the manifest beside
-them, or (foreign shards) a schema probed from their first record."""
+"""Which files are the shards: paths/folders/globs -> files, the shard sets a folder holds, and
+the manifest beside them (for `inspect`, the reader and the trainer alike)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from dataclasses import dataclass, replace
 from tfrec_tools import fs, naming
 from tfrec_tools.errors import ShardError
 from tfrec_tools.manifest import SUFFIX, Manifest, read_manifest
-from tfrec_tools.quiet import import_tensorflow, tf_error_text
-from tfrec_tools.schema import FeatureSpec, Schema
+from tfrec_tools.quiet import import_tensorflow
 
 SHARD_PATTERNS = ("*.tfrec", "*.tfrecord", "*.tfrecords")
 ROLES = ("train", "predict")  # what a folder of several shard sets is asked for
@@ -156,25 +155,3 @@ def load_manifest(files: Sequence[str], manifest: str | Manifest | None = None) 
         return manifest
     path = manifest or find_manifest(files)
     return read_manifest(path) if path else None
-
-
-def probe_schema(path: str) -> Schema:
-    """The keys and kinds of the first record of a shard (for shards with no manifest)."""
-    tf = import_tensorflow()
-    try:
-        raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-    except tf.errors.OpError as err:
-        raise ShardError(f"{path}: cannot read a record ({tf_error_text(err)})") from err
-    if raw is None:
-        raise ShardError(f"{path}: the file holds no record")
-    example = tf.train.Example.FromString(raw.numpy())
-    kinds = {"bytes_list": "bytes", "int64_list": "int64", "float_list": "float"}
-    specs = []
-    for key in sorted(example.features.feature):
-        feature = example.features.feature[key]
-        kind = feature.WhichOneof("kind")
-        if kind is None:
-            continue
-        length = len(getattr(feature, kind).value)
-        specs.append(FeatureSpec(key, kinds[kind], () if length == 1 else (length,)))
-    return Schema(tuple(specs))

@@ -31,9 +31,9 @@ def test_two_candidates_are_listed_with_their_globs():
     with pytest.raises(ShardError) as err:
         pick_set([TRAIN, shard_set("extra", True, 4)], "train", "d")
     assert str(err.value) == (
-        "d holds 2 shard sets: d/train*.tfrec (8 files, labeled, 4 folds); "
-        "d/extra*.tfrec (2 files, labeled, 4 folds); pass the glob of a labeled set (quoted), "
-        'e.g. "d/train*.tfrec"'
+        "d holds 2 shard sets: d/train[0-9]*.tfrec (8 files, labeled, 4 folds); "
+        "d/extra[0-9]*.tfrec (2 files, labeled, 4 folds); pass the glob of a labeled set (quoted), "
+        'e.g. "d/train[0-9]*.tfrec"'
     )
 
 

@@ -124,3 +124,9 @@ def count_data_items(files: Iterable[str]) -> int:
             )
         total += count
     return total
+
+
+def set_glob(name: str, extension: str = SHARD_SUFFIX) -> str:
+    """The glob of the shards of the build named ``name`` alone: ``train[0-9]*.tfrec`` (the
+    index's first digit keeps ``train_b00-9.tfrec`` out); ``*.tfrecord`` for an empty name."""
+    return f"{name}[0-9]*{extension}" if name else f"*{extension}"

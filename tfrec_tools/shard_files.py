@@ -30,8 +30,10 @@ class ShardSet:
 
     @property
     def pattern(self) -> str:
-        """The glob that names this set alone (quote it in a shell)."""
-        return fs.join(self.folder, f"{self.name}*.tfrec")
+        """The glob that names this set alone (quote it in a shell): the name, then the shard
+        index's digit, so ``train`` does not also take ``train_b``; the files' own extension."""
+        extension = "." + self.files[0].rsplit(".", 1)[-1] if self.files else ".tfrec"
+        return fs.join(self.folder, naming.set_glob(self.name, extension))
 
     def describe(self) -> str:
         kind = {True: "labeled", False: "unlabeled", None: "no manifest"}[self.labeled]

@@ -137,7 +137,7 @@ def test_a_folder_with_two_labeled_sets_asks_for_a_glob(in_project, tmp_path):
         assert built.exit_code == 0, built.output
     result = run("train", out, "--epochs", "1")
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: {out} holds 2 shard sets: {out}/extra*.tfrec (5 ")
+    assert result.output.startswith(f"Error: {out} holds 2 shard sets: {out}/extra[0-9]*.tfrec (5 ")
     assert "pass the glob of a labeled set (quoted)" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
@@ -147,3 +147,36 @@ def test_predict_without_a_run_says_to_pass_one(in_project, tmp_path, monkeypatc
     os.makedirs("shards")
     result = run("predict", str(in_project / "shards"))
     assert result.exit_code == 1 and "no finished run under runs/" in result.output
+
+
+def test_the_glob_of_a_set_leaves_out_sets_whose_names_it_starts(in_project, tmp_path):
+    import glob
+
+    out = tmp_path / "three"
+    for name in ("train", "train_b"):
+        built = run("build", "images/", "labels.csv", "--out", out, "--name", name, "--size", "8")
+        assert built.exit_code == 0, built.output
+    hint = built.output.strip().splitlines()[-1]
+    assert hint == f'next: tfrec inspect {out}  then  tfrec train "{out}/train_b[0-9]*.tfrec"'
+    again = run("build", "images/", "labels.csv", "--out", out, "--size", "8", "--overwrite")
+    assert f'tfrec train "{out}/train[0-9]*.tfrec"' in again.output  # not the folder: 2 sets
+    result = run("train", out, "--epochs", "1")
+    pattern = result.output.split('e.g. "')[1].split('"')[0]
+    assert sorted(os.path.basename(p)[:6] for p in glob.glob(pattern)) == ["train0"] * 5
+
+
+def test_hidden_folders_are_neither_classes_nor_images(tmp_path):
+    images = _class_images(tmp_path)
+    make_image(images / ".ipynb_checkpoints" / "c000-checkpoint.png", (16, 16))
+    result = run("build", images, "--dry-run")
+    assert "labels from class folders (3 classes: cat, dog, emu)" in result.output
+
+
+def test_a_labeled_build_coded_like_another_is_named_test(in_project, tmp_path):
+    out = tmp_path / "holdout"
+    assert run("build", "images/", "labels.csv", "--out", out, "--size", "8").exit_code == 0
+    vocab = out / "train.manifest.json"
+    result = run(
+        "build", "images/", "labels.csv", "--out", out, "--vocab-from", vocab, "--folds", "0"
+    )
+    assert result.exit_code == 0 and f"manifest: {out}/test.manifest.json" in result.output

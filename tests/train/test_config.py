@@ -105,3 +105,8 @@ def test_the_threshold_is_kept_and_checked():
     assert TrainConfig(("s",), "run").threshold == 0.5
     with pytest.raises(ConfigError, match=r"`threshold` must be in \(0, 1\). Received: thr"):
         TrainConfig(("s",), "run", threshold=0)
+
+
+def test_schedules_without_warmup_are_not_cut():
+    resolved = resolve_defaults(ModelConfig("small_cnn"), {"kind": "constant"}, epochs=1)
+    assert "cut" not in resolved.sources["schedule.warmup_epochs"]

@@ -30,9 +30,11 @@ IMAGE_EXTENSIONS = frozenset(
 
 
 def is_image_name(rel_path: str) -> bool:
-    """Files an unlabeled build takes (the content still decides the format)."""
-    name = rel_path[rel_path.rfind("/") + 1 :]
-    return not name.startswith(".") and _split_extension(rel_path)[1].lower() in IMAGE_EXTENSIONS
+    """Files a build without a CSV takes (the content still decides the format): image
+    extensions, nothing hidden, nor in a hidden folder (``.ipynb_checkpoints/``)."""
+    if rel_path.startswith(".") or "/." in rel_path:
+        return False
+    return _split_extension(rel_path)[1].lower() in IMAGE_EXTENSIONS
 
 
 def strip_extension(rel_path: str) -> str:

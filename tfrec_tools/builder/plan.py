@@ -105,7 +105,8 @@ def make_plan(
         used = {spec.path for spec in rows.specs} | {r.path for r in rejected}
         unmatched = tuple(f for f in index.images if join_image(config, f) not in used)
     labels = _keyed(config, labels)
-    name = config.name or ("train" if labels else "test")
+    # A build coded like another (--vocab-from) is a test or holdout set even when labeled
+    name = config.name or ("train" if labels and not config.vocab_from else "test")
     config = replace(config, name=name, labels_from=source)
     if not rows.specs:
         raise NothingToBuild(

@@ -293,6 +293,26 @@ def _print_summary(report) -> None:
     click.echo(f"manifest: {report.manifest_path}")
     folder = naming.folder_name(report.manifest_path)
     name = naming.base_name(report.manifest_path).removesuffix(MANIFEST_SUFFIX)
-    shards = folder if name == "train" else f'"{folder}/{name}*.tfrec"'
+    alone = name == "train" and not _other_labeled_builds(folder, name)
+    shards = folder if alone else f'"{folder}/{naming.set_glob(name)}"'
     if report.folds:
         click.echo(f"next: tfrec inspect {folder}  then  tfrec train {shards}")
+
+
+def _other_labeled_builds(folder: str, name: str) -> list[str]:
+    """Manifests of other labeled, fold-assigned builds beside this one (then `tfrec train
+    FOLDER` cannot tell them apart, and the hint names the glob). Read as plain JSON: the build
+    command imports no TensorFlow."""
+    from tfrec_tools import fs
+
+    found = []
+    for entry in fs.listdir(folder) if not fs.is_remote(folder) else []:
+        if not entry.endswith(MANIFEST_SUFFIX) or entry == name + MANIFEST_SUFFIX:
+            continue
+        try:
+            data = json.loads(fs.read_bytes(fs.join(folder, entry)))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("labels") and data.get("folds"):
+            found.append(entry)
+    return found

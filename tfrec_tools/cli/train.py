@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from tfrec_tools.cli.defaults import (
@@ -197,6 +199,10 @@ def train_command(
 
     model_config = ModelConfig(name=model, weights=weights, dropout=dropout)
     auto = schedule["lr_max"] == "auto"
+    if auto and "TF_CONFIG" in os.environ:
+        raise click.UsageError(
+            "--lr-max auto runs on one machine: run `tfrec lr-find` first and pass its --lr-max"
+        )
     labels = {**FLAGS, "batch_size": "--batch-size"}
     given = {**schedule, "lr_max": None if auto else schedule["lr_max"], "batch_size": batch_size}
     chosen = resolve_defaults(model_config, given, labels=labels, epochs=epochs)

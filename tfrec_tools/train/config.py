@@ -11,7 +11,7 @@ from tfrec_tools.errors import ConfigError
 from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS, AugmentConfig, stored_augment
 from tfrec_tools.read.pipeline import CACHE_MODES
 from tfrec_tools.train.models import ModelConfig
-from tfrec_tools.train.schedules import ScheduleConfig
+from tfrec_tools.train.schedules import WARMUP_KINDS, ScheduleConfig
 from tfrec_tools.train.specs import DEFAULT_THRESHOLD
 
 # Where training images are augmented: in the tf.data pipeline on the host, or by Keras
@@ -68,7 +68,7 @@ def resolve_defaults(
         sources[key] = (labels or {}).get(name, name)
     batch_size = chosen.pop("batch_size", defaults.batch_size)
     schedule = replace(defaults.schedule_config(), **chosen)
-    if epochs is not None and "warmup_epochs" not in chosen:
+    if epochs is not None and "warmup_epochs" not in chosen and schedule.kind in WARMUP_KINDS:
         warmup = min(schedule.warmup_epochs, epochs // 4)
         if warmup < schedule.warmup_epochs:
             schedule = replace(schedule, warmup_epochs=warmup)

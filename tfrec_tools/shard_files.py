@@ -16,6 +16,15 @@ ROLES = ("train", "predict")  # what a folder of several shard sets is asked for
 _GLOB_CHARS = "*?["
 
 
+def is_glob(path: str) -> bool:
+    return any(c in path for c in _GLOB_CHARS)
+
+
+def is_folder(path: str) -> bool:
+    """A folder argument (not a glob that happens to name one)."""
+    return not is_glob(path) and fs.isdir(path)
+
+
 @dataclass(frozen=True)
 class ShardSet:
     """The shards of one build in a folder (those its manifest lists), or foreign shards that
@@ -55,7 +64,7 @@ def resolve_files(paths: str | Sequence[str], role: str | None = None) -> list[s
     found: list[str] = []
     for path in [paths] if isinstance(paths, str) else list(paths):
         path = str(path)
-        if any(c in path for c in _GLOB_CHARS):
+        if is_glob(path):
             matches = tf.io.gfile.glob(path)
         elif fs.isdir(path):
             matches = list(pick_set(shard_sets(path), role, path).files)

@@ -180,3 +180,13 @@ def test_a_labeled_build_coded_like_another_is_named_test(in_project, tmp_path):
         "build", "images/", "labels.csv", "--out", out, "--vocab-from", vocab, "--folds", "0"
     )
     assert result.exit_code == 0 and f"manifest: {out}/test.manifest.json" in result.output
+
+
+def test_dry_run_says_when_the_real_build_would_need_overwrite(in_project, tmp_path):
+    out = tmp_path / "again"
+    (out / "train.rejected.csv").parent.mkdir()
+    (out / "train.rejected.csv").write_text("row\n")  # any output of the build counts
+    result = run("build", "images/", "labels.csv", "--out", out, "--dry-run")
+    assert f"note: {out} already holds a build named 'train'" in result.output
+    fresh = run("build", "images/", "labels.csv", "--out", tmp_path / "new", "--dry-run")
+    assert "already holds" not in fresh.output

@@ -122,7 +122,7 @@ def _plan_or_reject(config: BuildConfig) -> Plan:
         return _make_plan(config)
     except NothingToBuild as err:
         config = err.config
-        existing = _outputs_if_any(config)
+        existing = existing_outputs(config)
         if existing and config.existing != "overwrite":
             raise  # the rejected list of the finished build there must stay as it is
         _remove(existing)  # --overwrite: the old build goes; only the new rejected list stays
@@ -182,7 +182,8 @@ def _job(plan: Plan) -> ShardJob:
 # --- the output folder: refuse to mix, overwrite, or resume -------------------------------
 
 
-def _outputs_if_any(config: BuildConfig) -> list[str]:
+def existing_outputs(config: BuildConfig) -> list[str]:
+    """The files of a build of this name already in ``out`` (what --overwrite replaces)."""
     return _outputs(config) if fs.isdir(config.out) else []
 
 
@@ -220,7 +221,7 @@ def _prepare_output(plan: Plan, state: str) -> dict[int, ShardResult] | None:
 def _refuse_existing(config: BuildConfig) -> None:
     """Raises ConfigError when ``out`` holds a build of this name and neither --overwrite nor
     --resume says what to do with it."""
-    existing = _outputs_if_any(config)
+    existing = existing_outputs(config)
     if existing and config.existing == "error":
         raise ConfigError(
             f"{config.out} already holds a build named {config.name!r} "

@@ -8,6 +8,7 @@ from typing import Any
 
 from tfrec_tools.builder.plan import Plan
 from tfrec_tools.builder.rows import RowSpec
+from tfrec_tools.builder.run import existing_outputs
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
@@ -20,7 +21,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "out": config.out,
         "labels_from": config.labels_from,
         "labels": describe_labels(plan),
-        "existing_build": existing_build(config),
+        "existing_build": bool(existing_outputs(config)),
         "rows": plan.num_rows,
         "records": sum(sizes),
         "shards": len(plan.shards),
@@ -77,15 +78,6 @@ def describe_labels(plan: Plan) -> str:
     if tagged and _untagged(plan):
         source += f"; {_untagged(plan)} rows with no tag"
     return f"labels from {source}"
-
-
-def existing_build(config) -> bool:
-    """Whether ``out`` already holds a build of this name (its manifest or state folder)."""
-    from tfrec_tools import fs, naming
-    from tfrec_tools.manifest import manifest_path
-
-    state = fs.join(config.out, naming.state_dir_name(config.name))
-    return fs.exists(manifest_path(config.out, config.name)) or fs.exists(state)
 
 
 def _class_names(plan: Plan) -> list[str]:

@@ -301,18 +301,19 @@ def _print_summary(report) -> None:
 
 def _other_labeled_builds(folder: str, name: str) -> list[str]:
     """Manifests of other labeled, fold-assigned builds beside this one (then `tfrec train
-    FOLDER` cannot tell them apart, and the hint names the glob). Read as plain JSON: the build
-    command imports no TensorFlow."""
+    FOLDER` cannot tell them apart, and the hint names the glob)."""
     from tfrec_tools import fs
+    from tfrec_tools.errors import ShardError
+    from tfrec_tools.manifest import read_manifest
 
     found = []
-    for entry in fs.listdir(folder) if not fs.is_remote(folder) else []:
+    for entry in fs.listdir(folder):
         if not entry.endswith(MANIFEST_SUFFIX) or entry == name + MANIFEST_SUFFIX:
             continue
         try:
-            data = json.loads(fs.read_bytes(fs.join(folder, entry)))
-        except (OSError, ValueError):
+            manifest = read_manifest(fs.join(folder, entry))
+        except ShardError:  # another set's damaged manifest says nothing about this one
             continue
-        if isinstance(data, dict) and data.get("labels") and data.get("folds"):
+        if manifest.labels and manifest.folds:
             found.append(entry)
     return found

@@ -29,9 +29,9 @@ def training_inputs(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(training shards, test shards). SHARDS that is one folder gives its labeled set, and,
     when --test is not given, the one unlabeled set beside it as the test set."""
-    from tfrec_tools.shard_files import pick_set, shard_sets
+    from tfrec_tools.shard_files import is_folder, pick_set, shard_sets
 
-    if len(shards) != 1 or not _is_folder(shards[0]):
+    if len(shards) != 1 or not is_folder(shards[0]):
         return shards, test
     sets = shard_sets(shards[0])
     chosen = pick_set(sets, "train", shards[0])
@@ -86,17 +86,11 @@ def predict_inputs(
     """(shards, run folder, output CSV): the unlabeled set of a folder, the newest run under
     ``runs/``, and ``RUN/predictions-<set>-tta<N>.csv``."""
     from tfrec_tools.runs import latest_run_dir
-    from tfrec_tools.shard_files import pick_set, shard_sets
+    from tfrec_tools.shard_files import is_folder, pick_set, shard_sets
 
     run_dir = run_dir or latest_run_dir()
     stem = "predictions"
-    if len(shards) == 1 and _is_folder(shards[0]):
+    if len(shards) == 1 and is_folder(shards[0]):
         chosen = pick_set(shard_sets(shards[0]), "predict", shards[0])
         shards, stem = chosen.files, f"predictions-{chosen.name}" if chosen.name else stem
     return shards, run_dir, out or os.path.join(run_dir, f"{stem}-tta{tta}.csv")
-
-
-def _is_folder(path: str) -> bool:
-    from tfrec_tools import fs
-
-    return not any(c in path for c in "*?[") and fs.isdir(path)

@@ -73,12 +73,11 @@ def _here() -> tuple[str, ...]:
 def _shard_groups(paths: tuple[str, ...]) -> list[tuple[str, ...]]:
     """The paths to inspect together: each shard set of a folder that holds several is
     inspected alone; everything else together, as given."""
-    from tfrec_tools import fs
-    from tfrec_tools.shard_files import shard_sets
+    from tfrec_tools.shard_files import is_folder, shard_sets
 
     together, alone = [], []
     for path in paths:
-        sets = shard_sets(path) if "*" not in path and fs.isdir(path) else []
+        sets = shard_sets(path) if is_folder(path) else []
         if len(sets) > 1:
             alone += [s.files for s in sets]
         else:

@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,beam]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,beam,dask]"
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -1,5 +1,6 @@
 """`tfrec build --dry-run` on a large CSV: wall time of the whole command (walk the folder,
-read the CSV, match, plan, summarise), as a user runs it.
+read the CSV, match, plan, summarise), as a user runs it, and its peak memory (the largest
+resident set of the command's process, from getrusage).
 
 Makes N empty placeholder files (the plan never opens an image) and a CSV with G patient
 groups and 4 classes, then times `tfrec build IMAGES CSV --group-col patient_id --dry-run`
@@ -16,6 +17,7 @@ import argparse
 import csv
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -61,8 +63,10 @@ def main() -> None:
     print("\n".join(result.stdout.splitlines()[:4]))
     if result.returncode:
         sys.exit(f"failed ({result.returncode}): {result.stderr.strip()}")
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     print(
-        f"dry run: {elapsed:.1f} s wall for {args.rows:,} rows ({args.rows / elapsed:,.0f} rows/s)"
+        f"dry run: {elapsed:.1f} s wall for {args.rows:,} rows "
+        f"({args.rows / elapsed:,.0f} rows/s), peak RSS {peak_mib:,.0f} MiB"
     )
 
 

@@ -31,6 +31,14 @@ REJECTION_REASONS = {
     "image too large": "tfrec_tools/builder/images.py",  # _open, prepare_image
     "unreadable image": "tfrec_tools/builder/images.py",  # prepare_image
     "unreadable file": "tfrec_tools/builder/write.py",  # write_shard: OSError on read
+    "file too large": "tfrec_tools/builder/images.py",  # read_image: over the size cap
+    "non-finite label": "tfrec_tools/builder/rows.py",  # inf in a label cell
+    "not a regular file": "tfrec_tools/builder/walk.py",  # a FIFO, device or socket
+    "file name not UTF-8": "tfrec_tools/builder/walk.py",
+    "broken link": "tfrec_tools/builder/walk.py",
+    "link loop": "tfrec_tools/builder/walk.py",
+    "repeated folder": "tfrec_tools/builder/walk.py",  # reached twice through links
+    "unreadable folder": "tfrec_tools/builder/walk.py",
 }
 
 

@@ -20,7 +20,8 @@ def test_index_width_grows_with_shard_count():
 
 
 def test_partial_name_is_not_a_shard():
-    partial = naming.partial_name("train", 2, 16)
+    partial = naming.partial_name("train", 2, 16, pid=4242)
+    assert partial == "train02.4242.tfrec.partial"
     assert not partial.endswith(".tfrec")
     assert naming.parse_count(partial) is None
 
@@ -42,6 +43,8 @@ def test_count_without_number_names_the_file():
 
 def test_partial_belongs_to_its_own_build_only():
     assert naming.is_partial_of("out/train03.tfrec.partial", "train")
+    assert naming.is_partial_of("out/train03.4242.tfrec.partial", "train")
+    assert not naming.is_partial_of("out/train03.x.tfrec.partial", "train")
     assert not naming.is_partial_of("out/train03.tfrec.partial", "tr")
     assert not naming.is_partial_of("out/train03-5.tfrec", "train")
 
@@ -63,3 +66,13 @@ def test_state_dir_is_a_hidden_folder_with_a_name():
     assert not naming.is_state_dir("train.build")  # not hidden
     assert not naming.is_state_dir(".build")  # no build name
     assert not naming.is_state_dir(".train.build/plan.json")
+
+
+def test_temp_names_hold_the_pid_and_are_recognised():
+    temp = naming.temp_name("out/train.manifest.json", 4242)
+    assert temp == "out/train.manifest.json.4242.partial"
+    assert naming.is_temp_of(temp, "train.manifest.json")
+    assert naming.is_temp_of("train.manifest.json.partial", "train.manifest.json")
+    assert not naming.is_temp_of("train.manifest.json", "train.manifest.json")
+    assert not naming.is_temp_of("train.manifest.json.x.partial", "train.manifest.json")
+    assert naming.lock_name("train") == ".train.lock"

@@ -4,6 +4,8 @@ import math
 
 import pytest
 
+from tests.malformed import JPEG_BYTES, compress, header, write_frames, write_huge_frame
+from tfrec_tools.errors import ShardError
 from tfrec_tools.records import RecordWriter, encode_example, frame
 from tfrec_tools.schema import ColumnSpec, LabelSpec, build_schema
 
@@ -103,3 +105,101 @@ def test_iter_examples_reads_back_what_we_wrote_and_stops_at_the_limit(tmp_path)
     assert len(list(iter_examples(path, limit=1))) == 1
     feature = examples[0].features.feature
     assert (feature_kind(feature["image_id"]), feature_kind(feature["age"])) == ("bytes", "float")
+
+
+def test_check_frames_counts_records_reading_only_their_headers(tmp_path):
+    from tfrec_tools.records import check_frames
+
+    records = [encode_example(SCHEMA, v) for v in VALUES] + [b"", b"x" * 70000]
+    path = write_frames(tmp_path / "ok.tfrec", records)
+    assert check_frames(str(path)) == 4
+    (tmp_path / "empty.tfrec").write_bytes(b"")
+    assert check_frames(str(tmp_path / "empty.tfrec")) == 0
+
+
+def test_a_frame_claiming_2_to_the_60_bytes_is_named_without_tensorflow(tmp_path):
+    from tfrec_tools.records import check_frames
+
+    path = write_huge_frame(tmp_path / "bad-1.tfrec")
+    with pytest.raises(ShardError) as err:
+        check_frames(str(path))
+    assert str(err.value) == (
+        f"{path}: record 0 (byte 0) claims 1152921504606846976 bytes, more than the whole file "
+        "(112 bytes): the file is corrupted or not a TFRecord file; rebuild it"
+    )
+
+
+def test_a_file_cut_short_inside_a_record_or_a_header(tmp_path):
+    from tfrec_tools.records import check_frames
+
+    data = frame(b"a" * 10) + frame(b"b" * 20)  # frames of 26 and 36 bytes
+    (tmp_path / "cut.tfrec").write_bytes(data[:-5])
+    with pytest.raises(ShardError) as err:
+        check_frames(str(tmp_path / "cut.tfrec"))
+    assert str(err.value) == (
+        f"{tmp_path / 'cut.tfrec'}: record 1 (byte 26): the file is cut short at byte 57 (the "
+        "record needs 36 bytes, 31 are left): copy it again or rebuild it"
+    )
+    (tmp_path / "cut.tfrec").write_bytes(data[:30])
+    with pytest.raises(ShardError, match=r"record 1 \(byte 26\): the file is cut short at byte 30"):
+        check_frames(str(tmp_path / "cut.tfrec"))
+
+
+def test_a_bad_length_checksum_is_named(tmp_path):
+    from tfrec_tools.records import check_frames
+
+    data = bytearray(frame(b"a" * 10) + frame(b"b" * 20))
+    data[26] ^= 0x01  # the second record's length
+    (tmp_path / "bad.tfrec").write_bytes(bytes(data))
+    with pytest.raises(ShardError) as err:
+        check_frames(str(tmp_path / "bad.tfrec"))
+    assert str(err.value) == (
+        f"{tmp_path / 'bad.tfrec'}: record 1 (byte 26) cannot be read: the checksum of its "
+        "length does not match (the file is corrupted); rebuild it"
+    )
+    (tmp_path / "text.tfrec").write_bytes(b"this is not a TFRecord file at all")
+    with pytest.raises(ShardError) as err:
+        check_frames(str(tmp_path / "text.tfrec"))
+    assert str(err.value) == (
+        f"{tmp_path / 'text.tfrec'}: not a TFRecord file (the checksum of the first record's "
+        "length does not match)"
+    )
+
+
+@pytest.mark.parametrize(
+    "kind, hint",
+    [
+        ("gzip", "decompress it with `gzip -dc < IN > OUT`"),
+        ("zlib", "decompress it with Python's zlib.decompress"),
+    ],
+)
+def test_a_compressed_file_is_named_as_such(tmp_path, kind, hint):
+    from tfrec_tools.records import check_frames
+
+    path = compress(write_frames(tmp_path / "x.tfrec", [b"a" * 40000, b"b"]), kind)
+    with pytest.raises(ShardError) as err:
+        check_frames(str(path))
+    assert str(err.value) == (
+        f"{path}: compressed with {kind}: tfrec-tools reads uncompressed TFRecord files; "
+        f"{hint} (TFRecordDataset reads it only with compression_type='{kind.upper()}')"
+    )
+
+
+def test_limit_walks_only_the_first_frames(tmp_path):
+    from tfrec_tools.records import check_frames
+
+    path = tmp_path / "x.tfrec"
+    path.write_bytes(frame(b"a") + header(2**40) + b"x")
+    assert check_frames(str(path), limit=1) == 1
+    with pytest.raises(ShardError, match=r"record 1 \(byte 17\) claims 1099511627776 bytes"):
+        check_frames(str(path))
+
+
+def test_iter_examples_names_a_record_that_is_not_an_example(tmp_path):
+    from tfrec_tools.records import iter_examples
+
+    good = encode_example(SCHEMA, VALUES[0])
+    path = write_frames(tmp_path / "x.tfrec", [good, JPEG_BYTES])
+    with pytest.raises(ShardError) as err:
+        list(iter_examples(str(path)))
+    assert str(err.value).startswith(f"{path}: record 1: not a tf.train.Example (")

@@ -45,3 +45,28 @@ def test_foreign_shards_count_when_no_manifest_set_is_labeled():
 def test_an_empty_folder_has_no_shards():
     with pytest.raises(ShardError, match="d: no shard files"):
         pick_set([], "train", "d")
+
+
+@pytest.mark.parametrize("role", ["train", "predict", None])
+def test_every_file_resolved_has_sound_framing(tmp_path, role):
+    from tests.malformed import write_frames, write_huge_frame
+    from tfrec_tools.shard_files import resolve_files
+
+    write_frames(tmp_path / "a00-1.tfrec", [b"x"])
+    bad = write_huge_frame(tmp_path / "a01-1.tfrec")
+    with pytest.raises(
+        ShardError, match=rf"^{bad}: record 0 \(byte 0\) claims 1152921504606846976"
+    ):
+        resolve_files(str(tmp_path), role)
+    assert len(resolve_files(str(tmp_path), role, check=False)) == 2
+
+
+def test_a_file_checked_once_is_checked_again_when_it_changes(tmp_path):
+    from tests.malformed import write_frames, write_huge_frame
+    from tfrec_tools.shard_files import resolve_files
+
+    path = write_frames(tmp_path / "a00-1.tfrec", [b"x"])
+    assert resolve_files(str(path)) == [str(path)]
+    write_huge_frame(path)
+    with pytest.raises(ShardError, match="claims 1152921504606846976 bytes"):
+        resolve_files(str(path))

@@ -11,6 +11,7 @@ from tfrec_tools.builder.config import BuildConfig, ImageConfig
 from tfrec_tools.builder.run import build
 from tfrec_tools.cli import main
 from tfrec_tools.errors import ShardError
+from tfrec_tools.records import frame
 from tfrec_tools.validate import InspectConfig, inspect_shards
 
 
@@ -185,6 +186,17 @@ def test_grid_into_a_new_folder(shards, tmp_path):
     assert result.exit_code == 0 and (tmp_path / "new" / "sheet.png").exists()
 
 
+def test_a_grid_onto_an_inspected_shard_is_refused(shards):
+    victim = sorted(shards.glob("train*.tfrec"))[0]
+    before = victim.read_bytes()
+    result = inspect(f"{shards}/train*.tfrec", "--grid", victim)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: --grid {victim} and the input {victim} are the same file: choose another --grid"
+    )
+    assert victim.read_bytes() == before
+
+
 def test_a_multi_hot_label_counts_each_tag_per_fold(tmp_path):
     from tests.helpers import make_image
 
@@ -231,3 +243,47 @@ def test_inspect_and_the_reader_and_trainer_pick_the_same_label_key(tmp_path):
     read = resolve_format(files).keys.labels
     trained = training_data(files, image_size=None, num_folds=2, seed=0).heads[0].name
     assert (inspected, read, trained) == ("target", ("target",), "target")
+
+
+def test_broken_files_are_problems_and_the_other_files_are_still_checked(tmp_path):
+    from tests.malformed import JPEG_BYTES, compress, write_huge_frame
+
+    write_foreign_shard(
+        tmp_path / "a00-2.tfrec", [{"id": "a", "class": 0}, {"id": "b", "class": 1}]
+    )
+    huge = write_huge_frame(tmp_path / "a01-1.tfrec")  # TensorFlow would segfault on it
+    zipped = write_foreign_shard(tmp_path / "a02-1.tfrec", [{"id": "c", "class": 0}])
+    compress(zipped, "gzip")
+    mixed = write_foreign_shard(tmp_path / "a03-3.tfrec", [{"id": "d", "class": 0}] * 2)
+    mixed.write_bytes(mixed.read_bytes() + frame(JPEG_BYTES))
+    report = inspect_shards(str(tmp_path))
+    assert report.problems[:2] == [
+        f"{huge}: record 0 (byte 0) claims 1152921504606846976 bytes, more than the whole file "
+        "(112 bytes): the file is corrupted or not a TFRecord file; rebuild it",
+        f"{zipped}: compressed with gzip: tfrec-tools reads uncompressed TFRecord files; "
+        "decompress it with `gzip -dc < IN > OUT` (TFRecordDataset reads it only with "
+        "compression_type='GZIP')",
+    ]
+    assert (
+        f"{mixed}: record 2: not a tf.train.Example (Error parsing message with type "
+        "'tensorflow.Example')" in report.problems
+    )
+    assert [f.records for f in report.files] == [2, 0, 0, 2]
+    assert not any("the name says" in p for p in report.problems)  # counts of damaged files
+    assert report.schema and report.keys["label"] == "class"
+
+
+def test_a_file_tensorflow_would_segfault_on_is_exit_1_with_a_problem_line(tmp_path):
+    """In a subprocess: the crash this guards against would take pytest down with it."""
+    import subprocess
+    import sys
+
+    from tests.malformed import write_huge_frame
+
+    path = write_huge_frame(tmp_path / "bad-1.tfrec")
+    code = "import sys\nfrom tfrec_tools.cli import main\nmain(sys.argv[1:])\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "inspect", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"  - {path}: record 0 (byte 0) claims 1152921504606846976 bytes" in result.stdout

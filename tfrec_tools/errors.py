@@ -21,3 +21,8 @@ class ShardError(TfrecError):
 
 class ClusterError(TfrecError):
     """Multi-worker training lost a worker, or could not reach one."""
+
+
+class ResourceError(TfrecError):
+    """The machine, not the data, failed: out of memory, disk space or quota, or a read-only
+    file system. Nothing is rejected for it: the build stops (and ``--resume`` finishes it)."""

@@ -1,4 +1,4 @@
-"""File access for local paths and remote URLs (``gs://``, ``s3://``) alike.
+"""File access for local paths and remote URLs (``gs://``; ``s3://`` with tensorflow-io) alike.
 
 Local paths use the standard library (fast, no TensorFlow import); URLs go through
 ``tf.io.gfile`` so outputs on Cloud Storage work from Kaggle and Colab TPUs.
@@ -11,6 +11,7 @@ import os
 import posixpath
 from collections.abc import Iterator
 
+from tfrec_tools import naming
 from tfrec_tools.quiet import import_tensorflow
 
 _CHUNK = 1 << 20
@@ -64,16 +65,18 @@ def rename(src: str, dst: str) -> None:
     _gfile().rename(src, dst, overwrite=True) if is_remote(src) else os.replace(src, dst)
 
 
-def read_bytes(path: str) -> bytes:
+def read_bytes(path: str, *, limit: int | None = None) -> bytes:
+    """The bytes of ``path``; with ``limit``, at most that many."""
+    size = -1 if limit is None else limit
     if is_remote(path):
         tf = import_tensorflow()
         try:
             with tf.io.gfile.GFile(path, "rb") as handle:
-                return handle.read()
+                return handle.read(size)
         except tf.errors.OpError as err:  # callers handle OSError, local or remote alike
             raise OSError(f"{path}: {err.message}") from err
     with open(path, "rb") as handle:
-        return handle.read()
+        return handle.read(size)
 
 
 def open_write(path: str):
@@ -82,18 +85,46 @@ def open_write(path: str):
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write data under a temporary name, then rename it into place (making its folder)."""
+    """Write data under a temporary name of this process, then rename it into place (making
+    its folder). Local files reach the disk before the rename, and the rename before the
+    return, so a power cut leaves the old file or the new one, never a torn one."""
     folder = posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)
     if folder and not exists(folder):
         makedirs(folder)
-    tmp = path + ".partial"
+    tmp = naming.temp_name(path, os.getpid())
+    try:
+        with open_write(tmp) as handle:
+            handle.write(data)
+        sync(tmp)
+        rename(tmp, path)
+    except BaseException:  # a full disk or Ctrl-C leaves no temp file behind
+        if exists(tmp):
+            remove(tmp)
+        raise
+    sync(folder or ".")
+
+
+def sync(path: str) -> None:
+    """Flush a local file, or a folder's entries (renames in it), to the disk; remote objects
+    are durable once written, so nothing to do there."""
     if is_remote(path):
-        with _gfile().GFile(tmp, "wb") as handle:
-            handle.write(data)
-    else:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-    rename(tmp, path)
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def same_file(one: str, other: str) -> bool:
+    """Whether two paths name one existing file or folder (local: through links and relative
+    paths; remote: the same URL)."""
+    if is_remote(one) or is_remote(other):
+        return one == other
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def size(path: str) -> int:

@@ -2,8 +2,8 @@
 
 A shard is named ``{name}{NN}-{count}.tfrec`` (``train07-1233.tfrec``): NN is the shard index,
 count is the exact number of records in the file, so totals can be read from names alone.
-The side files of a build are named here too: ``train.rejected.csv``, ``train.unmatched.txt``
-and the state folder ``.train.build`` of an unfinished build.
+The side files of a build are named here too: ``train.rejected.csv``, ``train.unmatched.txt``,
+the state folder ``.train.build`` of an unfinished build and the lock ``.train.lock``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from tfrec_tools.errors import ShardError
 
 SHARD_SUFFIX = ".tfrec"
 PARTIAL_SUFFIX = ".tfrec.partial"
+TEMP_SUFFIX = ".partial"
 REJECTED_SUFFIX = ".rejected.csv"
 UNMATCHED_SUFFIX = ".unmatched.txt"
 STATE_SUFFIX = ".build"
@@ -50,17 +51,33 @@ def shard_name(name: str, index: int, num_shards: int, count: int) -> str:
     return f"{shard_stem(name, index, num_shards)}-{count}{SHARD_SUFFIX}"
 
 
-def partial_name(name: str, index: int, num_shards: int) -> str:
-    """Where a shard is written before it is complete (never matches ``*.tfrec``)."""
-    return f"{shard_stem(name, index, num_shards)}{PARTIAL_SUFFIX}"
+def partial_name(name: str, index: int, num_shards: int, *, pid: int) -> str:
+    """Where process ``pid`` writes a shard before it is complete: ``train07.4242.tfrec.partial``
+    (never matches ``*.tfrec``; two processes never write the same file)."""
+    return f"{shard_stem(name, index, num_shards)}.{pid}{PARTIAL_SUFFIX}"
 
 
 def is_partial_of(path: str, name: str) -> bool:
     """Whether ``path`` is an unfinished shard of the build named ``name`` (and not of a build
-    whose name merely starts the same way)."""
+    whose name merely starts the same way), written by any process."""
     base = base_name(path)
     stem = base[: -len(PARTIAL_SUFFIX)] if base.endswith(PARTIAL_SUFFIX) else ""
-    return stem.startswith(name) and stem[len(name) :].isdigit()
+    index, _, pid = stem[len(name) :].partition(".")
+    return stem.startswith(name) and index.isdigit() and (pid.isdigit() or not pid)
+
+
+def temp_name(path: str, pid: int) -> str:
+    """Where process ``pid`` writes ``path`` before renaming it into place."""
+    return f"{path}.{pid}{TEMP_SUFFIX}"
+
+
+def is_temp_of(path: str, base: str) -> bool:
+    """Whether ``path`` is a temporary of the file named ``base``, left by any process."""
+    entry = base_name(path)
+    if not (entry.startswith(base + ".") and entry.endswith(TEMP_SUFFIX)):
+        return False
+    pid = entry[len(base) + 1 : -len(TEMP_SUFFIX)]  # "" for a temp named before pids were
+    return not pid or pid.isdigit()
 
 
 # --- side files a build writes beside its shards (the manifest's name lives in manifest.py) --
@@ -80,6 +97,11 @@ def state_dir_name(name: str) -> str:
     """``.train.build``: the hidden folder that makes an interrupted build resumable; it is
     removed when the build finishes."""
     return f".{name}{STATE_SUFFIX}"
+
+
+def lock_name(name: str) -> str:
+    """``.train.lock``: held by the process writing the build named ``name`` (local folders)."""
+    return f".{name}.lock"
 
 
 def is_state_dir(path: str) -> bool:

@@ -12,7 +12,7 @@ from tfrec_tools.errors import ConfigError
 
 RUNS_ROOT = "runs"
 _RUN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-(\d+)$")
-_FINISHED = "model.json"  # written by a run that finished (see train.run.RESULT_FILES)
+_FINISHED = "model.json"  # written by a run that finished (see train.outputs.RESULT_FILES)
 
 
 def new_run_dir(root: str = RUNS_ROOT, *, create: bool = True, today: str | None = None) -> str:

@@ -3,6 +3,8 @@ the manifest beside them (for `inspect`, the reader and the trainer alike)."""
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -10,6 +12,7 @@ from tfrec_tools import fs, naming
 from tfrec_tools.errors import ShardError
 from tfrec_tools.manifest import SUFFIX, Manifest, read_manifest
 from tfrec_tools.quiet import import_tensorflow
+from tfrec_tools.records import check_frames
 
 SHARD_PATTERNS = ("*.tfrec", "*.tfrecord", "*.tfrecords")
 ROLES = ("train", "predict")  # what a folder of several shard sets is asked for
@@ -51,14 +54,21 @@ class ShardSet:
         return f"{self.pattern} ({files}, {kind}{folds})"
 
 
-def resolve_files(paths: str | Sequence[str], role: str | None = None) -> list[str]:
+def resolve_files(
+    paths: str | Sequence[str], role: str | None = None, *, check: bool = True
+) -> list[str]:
     """Shard files named by ``paths``: files, folders (their ``*.tfrec``/``*.tfrecord(s)``),
     or glob patterns; local or ``gs://``. Sorted, without duplicates. A folder holding several
     shard sets gives the set ``role`` asks for (see ``pick_set``).
 
+    ``check``: walk each file's frame headers before TensorFlow reads it (``check_frames``;
+    TensorFlow segfaults on a length it cannot hold), once per file and process: every frame
+    of a local file (0.07 s per 300 MB cached, 0.2 s not), the first frame of a remote one
+    (TensorFlow reads gs:// in 64 MB blocks: a full walk would download every byte once more).
+
     Raises:
-        ShardError: a path matches nothing, no shard is found at all, or a folder holds several
-            sets and ``role`` does not pick one.
+        ShardError: a path matches nothing, no shard is found at all, a folder holds several
+            sets and ``role`` does not pick one, or (``check``) a file's framing is broken.
     """
     tf = import_tensorflow()
     found: list[str] = []
@@ -75,7 +85,21 @@ def resolve_files(paths: str | Sequence[str], role: str | None = None) -> list[s
         if not matches:
             raise ShardError(f"{path}: no shard files (*.tfrec, *.tfrecord) found")
         found.extend(matches)
-    return sorted(set(found))
+    files = sorted(set(found))
+    for file in files if check else ():
+        _check_once(file, fs.size(file), _mtime(file))
+    return files
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_once(path: str, size: int, mtime: int | None) -> int:
+    """``check_frames`` once per version of a file (the K-fold loop resolves the same files
+    once per fold): every frame of a local file, the first of a remote one."""
+    return check_frames(path, limit=1 if fs.is_remote(path) else None)
+
+
+def _mtime(path: str) -> int | None:
+    return None if fs.is_remote(path) else os.stat(path).st_mtime_ns
 
 
 def shard_sets(folder: str) -> list[ShardSet]:

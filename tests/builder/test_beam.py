@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.builder.test_run import config_for, digests
-from tfrec_tools.builder.beam import beam_args
+from tfrec_tools import naming
+from tfrec_tools.builder import beam as beam_module
+from tfrec_tools.builder.beam import beam_args, require_beam
 from tfrec_tools.builder.run import build
+from tfrec_tools.builder.write import write_shard
 from tfrec_tools.errors import ConfigError
 
 
@@ -20,6 +24,67 @@ def test_beam_args_default_to_the_local_direct_runner():
         "--runner=DataflowRunner",
         "--region=europe-west4",
     ]
+
+
+DASK = "apache_beam.runners.dask.dask_runner.DaskRunner"
+
+
+def test_beam_args_name_the_runner_by_its_short_name():
+    assert beam_args(("runner=DaskRunner", "dask_client_address=127.0.0.1:8786"), 2) == [
+        f"--runner={DASK}",  # Beam 2.77 knows the DaskRunner only by its class path
+        "--dask_client_address=127.0.0.1:8786",
+        "--dask_partition_size=1",  # one shard per Dask partition: every worker gets shards
+    ]
+    assert beam_args(("runner=flink",), 2) == ["--runner=FlinkRunner"]
+    assert beam_args((f"--runner={DASK}", "dask_npartitions=3"), 2) == [
+        f"--runner={DASK}",
+        "--dask_npartitions=3",
+    ]
+
+
+def test_unknown_runner_lists_the_known_ones():
+    with pytest.raises(ConfigError) as err:
+        beam_args(("runner=Foo",), 2)
+    assert str(err.value) == (
+        "`--beam-option runner` must be one of DaskRunner, DataflowRunner, DirectRunner, "
+        "FlinkRunner, PortableRunner, PrismRunner, SparkRunner, or a runner's class path "
+        f"(e.g. {DASK}). Received: runner=Foo"
+    )
+
+
+def test_unknown_runner_stops_the_build_with_a_config_error(dataset, tmp_path):
+    pytest.importorskip("apache_beam")
+    with pytest.raises(ConfigError, match=r"`--beam-option runner` must be one of"):
+        build(config_for(dataset, tmp_path / "out", runner="beam", beam_options=("runner=Foo",)))
+    assert not (tmp_path / "out").exists()  # stopped before anything was written
+
+
+def test_a_dead_attempt_leaves_no_partial_shard(dataset, tmp_path, monkeypatch):
+    """A runner writes a shard again when the worker writing it dies: the dead attempt's
+    partial file, named after its process, must not outlive the build."""
+    pytest.importorskip("apache_beam")
+    build(config_for(dataset, tmp_path / "local", workers=1))
+
+    def write_after_a_dead_attempt(spec, job):
+        dead = naming.partial_name(job.name, spec.index, job.num_shards, pid=999999)
+        (Path(job.out) / dead).write_bytes(b"half a shard")
+        return write_shard(spec, job)
+
+    monkeypatch.setattr(beam_module, "write_shard", write_after_a_dead_attempt)
+    options = ("runner=DirectRunner",)  # in this process, so the patch holds
+    build(config_for(dataset, tmp_path / "beam", runner="beam", beam_options=options))
+    assert digests(tmp_path / "beam") == digests(tmp_path / "local")
+
+
+def test_dask_runner_without_dask_says_how_to_install(monkeypatch):
+    pytest.importorskip("apache_beam")
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(ConfigError) as err:
+        require_beam(("runner=DaskRunner",))
+    assert str(err.value) == (
+        "--beam-option runner=DaskRunner needs dask and distributed: "
+        "pip install 'tfrec-tools[dask]'"
+    )
 
 
 def test_missing_beam_says_how_to_install(dataset, tmp_path, monkeypatch):

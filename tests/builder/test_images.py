@@ -156,3 +156,32 @@ def test_max_pixels_above_pillows_default_is_honoured():
     stored = prepare_image(data, ImageConfig(size=(8, 8), max_pixels=100_000_000))
     assert (stored.height, stored.width) == (8, 8)
     assert PIL.Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's own limit is left as it was
+
+
+def test_running_out_of_memory_is_not_a_corrupt_image(monkeypatch):
+    def no_memory(data, config):
+        raise MemoryError
+
+    monkeypatch.setattr("tfrec_tools.builder.images._prepare", no_memory)
+    with pytest.raises(MemoryError):
+        prepare_image(encode(gradient(), "PNG"), SQUARE)
+
+
+def test_read_image_stops_at_the_cap_locally_and_remotely(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from tfrec_tools.builder import images
+    from tfrec_tools.builder.images import read_image
+
+    monkeypatch.setattr(images, "METADATA_BYTES", 0)
+    config = ImageConfig(size=(8, 8), max_pixels=100)  # 800 bytes at most
+    local, remote = tmp_path / "big.png", f"ram://{tmp_path.name}/big.png"
+    local.write_bytes(b"x" * 801)
+    tf.io.gfile.makedirs(f"ram://{tmp_path.name}")
+    with tf.io.gfile.GFile(remote, "wb") as handle:
+        handle.write(b"x" * 801)
+    for path in (str(local), remote):
+        with pytest.raises(ImageError, match="file too large: .* bytes, more than an image of"):
+            read_image(path, config)
+    local.write_bytes(b"x" * 800)
+    assert read_image(str(local), config) == b"x" * 800

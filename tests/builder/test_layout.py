@@ -57,3 +57,20 @@ def test_too_few_groups_for_the_folds():
 def test_too_many_shards_for_the_groups():
     with pytest.raises(DataError, match="cannot fill 16 shards from 12 groups.*--shards 12"):
         layout(1000, units=12, shards=16, folds=4)
+
+
+@pytest.mark.parametrize("shards", [None, 10])
+def test_one_group_gets_advice_that_works(shards):
+    # "--folds 1 or fewer" would itself be an error: folds are 0 or >= 2
+    with pytest.raises(DataError) as err:
+        layout(1000, units=1, folds=5, shards=shards)
+    assert str(err.value) == (
+        "cannot make 5 folds from 1 group: each fold needs at least one; pass --folds 0 "
+        "(no folds), or a --group-col with more groups"
+    )
+
+
+def test_too_few_groups_for_the_folds_with_shards_given():
+    # "--shards 5 or fewer" would not help: 3 groups cannot fill 5 folds
+    with pytest.raises(DataError, match=r"cannot make 5 folds from 3 groups.*--folds 3 or fewer"):
+        layout(1000, units=3, shards=10, folds=5)

@@ -178,7 +178,8 @@ def synthetic_plan(n: int, groups: int, **options):
             "image_id": [f"img{i:04d}" for i in range(n)],
             "label": [("a", "b", "c")[i % 3] for i in range(n)],
             "patient_id": [f"p{i % groups}" for i in range(n)],
-        }
+        },
+        index=range(2, n + 2),  # spreadsheet rows, as read_table numbers them
     )
     config = BuildConfig(images="imgs", out="o", labels_csv="x.csv", **options)
     return make_plan(config, files, table)
@@ -320,3 +321,72 @@ def test_multi_label_options_are_checked(tmp_path):
     no_label = write_csv(tmp_path / "ids.csv", ["image_id"], [("img000",)])
     with pytest.raises(DataError, match="--multi-label needs a label column"):
         plan_for(images, no_label, group_col=None, multi_label=True, labels_from="csv")
+
+
+def test_a_group_holding_most_rows_warns_with_the_fold_sizes():
+    assert synthetic_plan(200, 200, group_col="patient_id", folds=4, shards=4).warnings == ()
+    # 2, 1, 1, 1 records per fold is rounding, not a large group
+    assert synthetic_plan(5, 5, group_col="patient_id", folds=4, shards=4).warnings == ()
+    files = [f"img{i:04d}.jpg" for i in range(200)]
+    table = pd.DataFrame(
+        {
+            "image_id": [f"img{i:04d}" for i in range(200)],
+            "label": [("a", "b")[i % 2] for i in range(200)],
+            "patient_id": ["big" if i < 140 else f"p{i}" for i in range(200)],
+        },
+        index=range(2, 202),
+    )
+    config = BuildConfig(
+        images="imgs", out="o", labels_csv="x.csv", group_col="patient_id", folds=4, shards=4
+    )
+    plan = make_plan(config, files, table)
+    assert plan.warnings == (
+        "folds are uneven: 140, 20, 20, 20 records per fold; fold 0 holds 2.8x its share of 50, "
+        "as group 'big' alone holds 140 rows and a group never spans folds: pass --folds 0 "
+        "(no folds), or a --group-col with smaller groups",
+    )
+
+
+def labels_csv(tmp_path, labels, *, blank_after: int | None = None):
+    """A CSV naming img000.. of make_dataset with these labels, a blank line after a row."""
+    lines = ["image_id,label"]
+    for i, label in enumerate(labels):
+        lines.append(f"img{i:03d},{label}")
+        if i == blank_after:
+            lines.append("")
+    path = tmp_path / "labels.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_rejected_rows_keep_their_spreadsheet_numbers_after_a_blank_line(tmp_path):
+    images, _ = make_dataset(tmp_path, n=6, groups=1)
+    csv_path = labels_csv(tmp_path, ["0", "1", "0", "", "1", "NAN"], blank_after=1)
+    plan = plan_for(images, csv_path, group_col=None, shards=1)
+    assert [(r.row, r.image_id, r.reason) for r in plan.rejected] == [
+        (6, "img003", "missing label"),
+        (8, "img005", "missing label"),
+    ]
+    assert sorted(r.row for r in plan.shards[0].rows) == [2, 3, 5, 7]
+
+
+def test_infinity_among_integer_labels_rejects_its_row_and_keeps_the_classes(tmp_path):
+    images, _ = make_dataset(tmp_path, n=6, groups=1)
+    csv_path = labels_csv(tmp_path, ["0", "1", "inf", "2", "1", "0"])
+    plan = plan_for(images, csv_path, group_col=None, shards=1)
+    assert plan.labels == (LabelSpec("label", "classification", ("0", "1", "2")),)
+    ((row, reason, detail),) = [(r.row, r.reason, r.detail) for r in plan.rejected]
+    assert (row, reason) == (4, "non-finite label")
+    assert detail == "column 'label' holds 'inf'; a numeric label must be finite"
+    assert plan.notes == ("label 'label': integer classes 0..2 (every value is an integer)",)
+
+
+def test_a_single_cell_deciding_the_kind_is_a_plan_warning(tmp_path):
+    images, _ = make_dataset(tmp_path, n=6, groups=1)
+    csv_path = labels_csv(tmp_path, ["0", "1", "2.0", "2", "1", "0"])
+    plan = plan_for(images, csv_path, group_col=None, shards=1)
+    assert plan.labels[0].kind == "regression"
+    assert plan.warnings == (
+        "label 'label' is a regression target only because of row 4 ('2.0'): every other "
+        "value is an integer; if the labels are classes, fix that cell",
+    )

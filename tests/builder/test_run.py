@@ -322,3 +322,175 @@ def test_multi_label_vocab_from_rejects_rows_with_unknown_tags(tmp_path):
     ]
     assert rejected[0]["detail"] == f"'c' not among the 2 tags of --vocab-from {manifest_path}"
     assert read_manifest(report.manifest_path).labels[0].classes == ("a", "b")
+
+
+# --- one build at a time, resume that verifies, outputs that are inputs (issue 11) --------
+
+
+def test_a_build_while_another_holds_the_lock_fails_naming_its_pid(dataset, tmp_path):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".train.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        with pytest.raises(ConfigError, match=r"another build.*\(pid 4242\)"):
+            build(config_for(dataset, out))
+    assert not list(out.glob("*.tfrec"))
+    build(config_for(dataset, out))  # the lock was released: the build goes ahead
+    assert not (out / ".train.lock").exists()  # and the build leaves no lock behind
+
+
+def crash_after(monkeypatch, images: int) -> None:
+    """The next build stops (as if killed) while preparing image number ``images``."""
+    real, calls = images_module.prepare_image, {"n": 0}
+
+    def crash(data, config):
+        calls["n"] += 1
+        if calls["n"] == images:
+            raise KeyboardInterrupt
+        return real(data, config)
+
+    monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", crash)
+
+
+def test_resume_rewrites_finished_shards_that_were_deleted_or_damaged(
+    dataset, tmp_path, monkeypatch, caplog
+):
+    build(config_for(dataset, tmp_path / "clean", shards=6))
+    crash_after(monkeypatch, 30)  # 8 images a shard: shards 0, 1 and 2 are finished
+    with pytest.raises(KeyboardInterrupt):
+        build(config_for(dataset, tmp_path / "out", shards=6))
+    monkeypatch.undo()
+    done = shard_files(tmp_path / "out")
+    assert len(done) == 3
+    Path(done[0]).unlink()
+    Path(done[1]).write_bytes(Path(done[1]).read_bytes()[:-10])  # truncated
+    data = bytearray(Path(done[2]).read_bytes())
+    data[-1] ^= 1  # the same size, another byte
+    Path(done[2]).write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        report = build(config_for(dataset, tmp_path / "out", shards=6, existing="resume"))
+    assert report.reused_shards == 0
+    assert digests(tmp_path / "out") == digests(tmp_path / "clean")
+    damaged = [r.getMessage() for r in caplog.records if "writing it again" in r.getMessage()]
+    assert len(damaged) == 3
+    assert "missing" in damaged[0] and "bytes" in damaged[1] and "sha256" in damaged[2]
+
+
+def test_resume_of_a_finished_build_with_a_damaged_shard_is_refused(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "out"))
+    victim = Path(shard_files(tmp_path / "out")[1])
+    victim.write_bytes(victim.read_bytes()[:-1])
+    with pytest.raises(ConfigError, match=rf"{victim.name}: .*--overwrite"):
+        build(config_for(dataset, tmp_path / "out", existing="resume"))
+
+
+def test_resume_takes_back_a_shard_whose_result_was_not_saved(dataset, tmp_path, monkeypatch):
+    build(config_for(dataset, tmp_path / "clean"))
+    crash_after(monkeypatch, 30)
+    with pytest.raises(KeyboardInterrupt):
+        build(config_for(dataset, tmp_path / "out"))
+    monkeypatch.undo()
+    state = tmp_path / "out" / ".train.build"
+    sorted(state.glob("shard-*.json"))[-1].unlink()  # killed between the rename and the save
+    build(config_for(dataset, tmp_path / "out", existing="resume"))
+    assert digests(tmp_path / "out") == digests(tmp_path / "clean")
+
+
+@pytest.mark.parametrize("alias", [False, True])
+def test_out_that_is_the_image_folder_is_refused(dataset, tmp_path, alias):
+    images, _ = dataset
+    out = images
+    if alias:
+        out = tmp_path / "link"
+        out.symlink_to(images)
+    with pytest.raises(ConfigError, match="are the same folder"):
+        build(config_for(dataset, out))
+    assert not list(images.glob("*.tfrec"))
+
+
+def test_labels_csv_that_is_an_output_is_refused(dataset, tmp_path):
+    images, csv_path = dataset
+    out = tmp_path / "out"
+    out.mkdir()
+    labels = out / "train.rejected.csv"
+    labels.write_bytes(csv_path.read_bytes())
+    with pytest.raises(ConfigError, match="train.rejected.csv.* are the same file"):
+        build(config_for((images, labels), out))
+    assert labels.read_bytes() == csv_path.read_bytes()
+
+
+def test_vocab_from_that_is_the_manifest_to_write_is_refused(dataset, tmp_path):
+    report = build(config_for(dataset, tmp_path / "out"))
+    before = Path(report.manifest_path).read_bytes()
+    again = config_for(
+        dataset,
+        tmp_path / "out",
+        name="train",
+        vocab_from=report.manifest_path,
+        existing="overwrite",
+    )
+    with pytest.raises(ConfigError, match="--vocab-from .* are the same file"):
+        build(again)
+    assert Path(report.manifest_path).read_bytes() == before
+
+
+def test_overwrite_deletes_only_what_the_build_wrote(dataset, tmp_path):
+    out = tmp_path / "out"
+    build(config_for(dataset, out))
+    foreign = out / "train2020-10.tfrec"  # named like a shard of 'train', listed by no manifest
+    foreign.write_bytes(b"someone else's")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="train2020-10.tfrec.*move it away"):
+        build(config_for(dataset, out, shards=2, existing="overwrite"))
+    assert foreign.read_bytes() == b"someone else's"
+    foreign.rename(tmp_path / foreign.name)
+    build(config_for(dataset, out, shards=2, existing="overwrite"))
+    assert len(shard_files(out)) == 2 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_stray_shard_of_the_name_is_refused_before_a_first_build(dataset, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train00-12.tfrec").write_bytes(b"from a Kaggle dataset")
+    with pytest.raises(ConfigError, match="train00-12.tfrec.*move it away"):
+        build(config_for(dataset, out))
+    assert (out / "train00-12.tfrec").read_bytes() == b"from a Kaggle dataset"
+
+
+def test_every_image_undecodable_is_an_error_and_leaves_no_build(dataset, tmp_path):
+    from tfrec_tools.errors import DataError
+
+    images, _ = dataset
+    for path in images.rglob("*.jpg"):
+        path.write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=r"no image could be stored.*reasons in .*train.rejected"):
+        build(config_for(dataset, out))
+    assert sorted(p.name for p in out.iterdir()) == ["train.rejected.csv"]
+
+
+def test_rejected_cells_that_look_like_formulas_are_escaped(tmp_path):
+    images = tmp_path / "images"
+    make_image(images / "ok.png", fmt="PNG")
+    (images / "=HYPERLINK(1).png").write_bytes(b"")
+    config = BuildConfig(
+        images=str(images), out=str(tmp_path / "out"), image=ImageConfig(size=(8, 8)), workers=1
+    )
+    report = build(config)
+    with open(report.rejected_path) as handle:
+        rejected = list(csv.DictReader(handle))
+    assert rejected[0]["image_id"] == "'=HYPERLINK(1)"
+
+
+def test_overwrite_removes_what_dead_processes_left(dataset, tmp_path):
+    out = tmp_path / "out"
+    build(config_for(dataset, out))
+    (out / "train01.99999.tfrec.partial").write_bytes(b"half a shard")
+    (out / "train.manifest.json.99999.partial").write_bytes(b"{")
+    (out / ".train.lock").write_text("99999\n")  # a killed build's lock: the kernel freed it
+    build(config_for(dataset, out, existing="overwrite"))
+    assert not list(out.glob("*.partial")) and not (out / ".train.lock").exists()

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -80,7 +83,8 @@ def test_strict_exits_1_when_a_row_is_rejected(dataset, tmp_path):
         ),
         (
             ["--name", "train2"],
-            "Error: `name` must be non-empty, hold no '/' and not end with a digit (the shard "
+            "Error: `name` must be 1 to 200 bytes of printable characters without * ? [ ] / \\ "
+            "or '..', not start with '.' (a hidden file) and not end with a digit (the shard "
             "index follows it). Received: name='train2'",
         ),
     ],
@@ -262,3 +266,85 @@ def test_the_cli_draws_the_progress_bar(dataset, tmp_path, monkeypatch, flags, b
     for bar in FakeBar.made:
         assert bar.options == {"total": 48, "unit": "img", "desc": "build train", "disable": None}
         assert bar.done == 48 and bar.closed
+
+
+# Runs `tfrec build` with every image taking 0.2 s to prepare (workers fork and inherit it).
+SLOW_TFREC = """
+import sys, time
+from tfrec_tools.builder import write
+real = write.prepare_image
+def slow(data, config):
+    time.sleep(0.2)
+    return real(data, config)
+write.prepare_image = slow
+from tfrec_tools.cli import main
+main(prog_name="tfrec")
+"""
+
+
+def wait_for(condition, process, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_second_build_fails_and_ctrl_c_leaves_a_resumable_build(dataset, tmp_path):
+    images, csv_path = dataset
+    out = tmp_path / "out"
+    args = [images, csv_path, "--out", out, "--size", "8", "--shards", "4", "--folds", "2"]
+    first = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TFREC, "build", *map(str, args), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+    )
+    try:
+        wait_for(lambda: list(out.glob("*.tfrec.partial")), first)  # shards being written
+        second = run("build", *args, "--overwrite", "--workers", "1")
+        os.killpg(first.pid, signal.SIGINT)
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert second.exit_code == 1
+    assert f"another build named 'train' is writing there (pid {first.pid})" in second.output
+    assert first.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"Interrupted. The shards written so far stay in {out}; run the same command with "
+        "--resume to finish the build."
+    )
+    assert not (out / ".train.lock").exists()
+    resumed = run("build", *args, "--resume", "--workers", "1")
+    assert resumed.exit_code == 0, resumed.output
+    assert "wrote 48 records to 4 shards" in resumed.output
+    assert not list(out.glob("*.partial"))
+
+
+def test_every_image_undecodable_exits_1_and_says_where_the_reasons_are(dataset, tmp_path):
+    images, csv_path = dataset
+    for path in images.rglob("*.jpg"):
+        path.write_bytes(b"GIF89a not really")
+    out = tmp_path / "out"
+    result = run("build", images, csv_path, "--out", out, "--size", "8", "--workers", "1")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {images}: no image could be stored (all 48 rows rejected); reasons in "
+        f"{out / 'train.rejected.csv'}"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["train.rejected.csv"]
+
+
+def test_running_out_of_memory_is_one_line_not_48_rejections(dataset, tmp_path, monkeypatch):
+    def no_memory(data, config):
+        raise MemoryError
+
+    monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", no_memory)
+    images, csv_path = dataset
+    result = run("build", images, csv_path, "--out", tmp_path / "out", "--workers", "1")
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "out of memory" in last and "--resume" in last

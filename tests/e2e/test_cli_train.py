@@ -387,19 +387,28 @@ def test_test_shards_with_other_codes_are_refused_until_built_with_vocab_from(sh
     assert site.vocabulary == ("head", "torso")
 
 
-def test_corrupted_shard_is_one_line_pointing_at_inspect(shards, tmp_path):
+@pytest.mark.parametrize("where", ["frame header", "record data"])
+def test_corrupted_shard_is_one_line_naming_the_file(shards, tmp_path, where):
+    """A damaged frame header is named before any fold starts (resolve_files walks every
+    frame); damaged record data only shows once TensorFlow reads it: the fold says so."""
     import shutil
+
+    from tfrec_tools.records import iter_frames
 
     copy = tmp_path / "shards"
     shutil.copytree(shards, copy)
     victim = sorted(copy.glob("train*.tfrec"))[1]
+    second_record = list(iter_frames(str(victim)))[1]
     data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    data[second_record + (0 if where == "frame header" else 12 + 20)] ^= 0xFF
     victim.write_bytes(bytes(data))
     result = run("train", f"{copy}/train*.tfrec", "--out", tmp_path / "run", *FAST)
     assert result.exit_code == 1
-    lines = result.output.strip().splitlines()
-    assert lines[-1].startswith("Error: fold ") and "run `tfrec inspect --deep`" in lines[-1]
+    last = result.output.strip().splitlines()[-1]
+    if where == "frame header":
+        assert last.startswith(f"Error: {victim}: record 1") and "corrupted" in last
+    else:
+        assert last.startswith("Error: fold ") and "run `tfrec inspect --deep`" in last
     assert "Traceback" not in result.output
 
 

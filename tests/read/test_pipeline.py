@@ -315,7 +315,7 @@ def test_missing_file_and_empty_list_are_one_line_errors(tmp_path):
 def test_a_file_that_is_no_tfrecord_is_named(tmp_path):
     path = tmp_path / "junk00-3.tfrec"
     path.write_bytes(b"this is not a TFRecord file at all")
-    with pytest.raises(ShardError, match=rf"^{path}: cannot read a record \("):
+    with pytest.raises(ShardError, match=rf"^{path}: not a TFRecord file \(the checksum of"):
         get_dataset(str(path), ReadConfig(batch_size=2))
 
 
@@ -386,3 +386,13 @@ def test_resolved_defaults():
     assert ReadConfig(batch_size=1, training=True, seed=0).is_ordered
     # the augmentation is settled once, at construction: the default preset when training
     assert training.augment is PRESETS[DEFAULT_AUGMENT] and evaluation.augment is None
+
+
+def test_a_frame_longer_than_its_file_stops_get_dataset_before_tensorflow_reads_it(tmp_path):
+    from tests.malformed import write_huge_frame
+
+    path = write_huge_frame(tmp_path / "bad00-1.tfrec")  # TensorFlow would segfault on it
+    with pytest.raises(
+        ShardError, match=rf"^{path}: record 0 \(byte 0\) claims 1152921504606846976"
+    ):
+        get_dataset(str(path), ReadConfig(batch_size=2))

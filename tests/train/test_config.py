@@ -110,3 +110,33 @@ def test_the_threshold_is_kept_and_checked():
 def test_schedules_without_warmup_are_not_cut():
     resolved = resolve_defaults(ModelConfig("small_cnn"), {"kind": "constant"}, epochs=1)
     assert "cut" not in resolved.sources["schedule.warmup_epochs"]
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_numpy_cannot_take_is_refused(seed):
+    with pytest.raises(
+        ConfigError, match=rf"^`seed` must be in 0\.\.4294967295\. Received: seed={seed}$"
+    ):
+        TrainConfig(("s",), "run", seed=seed)
+
+
+@pytest.mark.parametrize("description", ["a" * 201, "a/b", "a\nb"])
+def test_a_description_that_breaks_the_report_file_name_is_refused(description):
+    with pytest.raises(ConfigError, match="`description` must be 1 to 200 bytes of printable"):
+        TrainConfig(("s",), "run", description=description)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("shards", ("foo://x/train*.tfrec",)),
+        ("test", ("s", "foo://x/test")),
+        ("run_dir", "foo://x/run"),
+        ("report_dir", "foo://x/reports"),
+        ("model", ModelConfig(weights="foo://x/b0.weights.h5")),
+    ],
+)
+def test_an_unknown_url_scheme_is_refused(field, value):
+    args = {"shards": ("s",), "run_dir": "run", field: value}
+    with pytest.raises(ConfigError, match="^unsupported URL scheme 'foo' in .*gs://"):
+        TrainConfig(**args)

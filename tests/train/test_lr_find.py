@@ -183,6 +183,7 @@ def test_range_note_when_the_loss_still_fell_at_lr_end():
         (dict(batch_size=0), "`batch_size` must be >= 1. Received: batch_size=0"),
         (dict(fold=-1), "`fold` must be >= 0. Received: fold=-1"),
         (dict(num_folds=1), "`num_folds` must be >= 2. Received: num_folds=1"),
+        (dict(seed=-1), "`seed` must be in 0..4294967295. Received: seed=-1"),
     ],
 )
 def test_config_validation_messages(fields, message):
@@ -247,3 +248,8 @@ def test_the_batch_defaults_to_the_one_train_uses_for_the_model():
     tuned = LrFindConfig(shards=("s",), model=ModelConfig(name="efficientnet_b0", weights="x.h5"))
     assert scratch.batch_size == ModelConfig(name="small_cnn").training_defaults().batch_size
     assert tuned.batch_size == 16 and LrFindConfig(shards=("s",), batch_size=4).batch_size == 4
+
+
+def test_a_url_scheme_no_file_system_opens_is_refused():
+    with pytest.raises(ConfigError, match="unsupported URL scheme 'foo' in shards='foo://x'"):
+        LrFindConfig(("foo://x",))

@@ -1,12 +1,16 @@
-"""The model card (model.json): augmentation settings and where they ran, old cards too."""
+"""The model card (model.json): augmentation settings and where they ran, old cards too,
+and damaged ones."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
+from tfrec_tools.errors import ConfigError
 from tfrec_tools.read.augment import PRESETS
 from tfrec_tools.train.models import ModelConfig
-from tfrec_tools.train.predict import ModelCard
+from tfrec_tools.train.predict import ModelCard, load_card
 from tfrec_tools.train.specs import HeadSpec, InputSpec
 
 MELANOMA = PRESETS["kaggle-melanoma"]
@@ -45,3 +49,10 @@ def test_the_card_keeps_a_multilabel_heads_threshold():
     assert ModelCard.from_json(saved).heads == (head,)
     del saved["heads"][0]["threshold"]  # a card written before thresholds: the default
     assert ModelCard.from_json(saved).heads[0].threshold == 0.5
+
+
+@pytest.mark.parametrize("text", ['{"model": {', "{}", "\udcff"])
+def test_a_damaged_card_is_one_config_error(tmp_path, text):
+    (tmp_path / "model.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ConfigError, match=r"model\.json is not a model card `tfrec train` wrote"):
+        load_card(str(tmp_path))

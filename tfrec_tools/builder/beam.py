@@ -6,38 +6,95 @@ where the driver (and ``--resume``) read them back."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
-from tfrec_tools import fs
+from tfrec_tools import fs, naming
 from tfrec_tools.builder.plan import ShardSpec
 from tfrec_tools.builder.rows import RowSpec
-from tfrec_tools.builder.write import ShardJob, save_result, write_shard
+from tfrec_tools.builder.write import ShardJob, ShardResult, save_result, write_shard
 from tfrec_tools.errors import ConfigError
 
 INSTALL_HINT = "pip install 'tfrec-tools[beam]'"
+DASK_INSTALL_HINT = "pip install 'tfrec-tools[dask]'"
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+# The runners `--beam-option runner=` accepts by name (any case, "Runner" optional, as Beam
+# does), with what Beam is handed: Beam 2.77 knows all but the DaskRunner by its name.
+RUNNERS = {
+    "dask": DASK_RUNNER,
+    "dataflow": "DataflowRunner",
+    "direct": "DirectRunner",
+    "flink": "FlinkRunner",
+    "portable": "PortableRunner",
+    "prism": "PrismRunner",
+    "spark": "SparkRunner",
+}
+# Beam's DaskRunner puts up to 128 elements in one Dask partition, run by one worker, and its
+# Reshuffle does nothing: one shard per partition lets every worker write shards at once.
+_DASK_PARTITIONS = ("--dask_npartitions", "--dask_partition_size")
+_ONE_SHARD_PER_PARTITION = "--dask_partition_size=1"
 
 
 def beam_args(options: Sequence[str], workers: int) -> list[str]:
     """Beam pipeline arguments from ``KEY=VALUE`` (or ``--key=value``) options; without a
-    runner, Beam's local DirectRunner on ``workers`` processes."""
-    args = [o if o.startswith("--") else f"--{o}" for o in options]
-    if not any(a.startswith("--runner") for a in args):
+    runner, Beam's local DirectRunner on ``workers`` processes.
+
+    Raises:
+        ConfigError: the runner is not one of ``RUNNERS`` nor a class path.
+    """
+    args = [_runner_arg(o) for o in (o if o.startswith("--") else f"--{o}" for o in options)]
+    if not any(a.startswith("--runner=") for a in args):
         args += [
             "--runner=DirectRunner",
             "--direct_running_mode=multi_processing",
             f"--direct_num_workers={workers}",
         ]
+    elif _on_dask(args) and not any(a.startswith(_DASK_PARTITIONS) for a in args):
+        args.append(_ONE_SHARD_PER_PARTITION)
     return args
 
 
-def require_beam() -> None:
-    """Raises:
-    ConfigError: Apache Beam is not installed."""
+def require_beam(options: Sequence[str] = ()) -> None:
+    """Check that the pipeline of ``options`` (``--beam-option``s) can run here.
+
+    Raises:
+        ConfigError: Apache Beam is not installed; the runner is unknown; the DaskRunner is
+            asked for without dask and distributed installed.
+    """
     try:
         import apache_beam  # noqa: F401
     except ImportError as err:
         raise ConfigError(f"--runner beam needs Apache Beam: {INSTALL_HINT}") from err
+    if _on_dask(beam_args(options, 1)):
+        try:
+            import dask  # noqa: F401
+            import distributed  # noqa: F401
+        except ImportError as err:
+            raise ConfigError(
+                f"--beam-option runner=DaskRunner needs dask and distributed: {DASK_INSTALL_HINT}"
+            ) from err
+
+
+def _on_dask(args: Sequence[str]) -> bool:
+    return f"--runner={DASK_RUNNER}" in args
+
+
+def _runner_arg(arg: str) -> str:
+    """``--runner=NAME`` with NAME as Beam takes it; other arguments as they are."""
+    if not arg.startswith("--runner="):
+        return arg
+    name = arg.removeprefix("--runner=")
+    if "." in name:
+        return arg
+    short = name.lower().removesuffix("runner")
+    if short not in RUNNERS:
+        known = ", ".join(sorted(f"{n.capitalize()}Runner" for n in RUNNERS))
+        raise ConfigError(
+            f"`--beam-option runner` must be one of {known}, or a runner's class path "
+            f"(e.g. {DASK_RUNNER}). Received: runner={name}"
+        )
+    return f"--runner={RUNNERS[short]}"
 
 
 def write_shards_beam(
@@ -46,19 +103,63 @@ def write_shards_beam(
     """Write ``specs`` in a Beam pipeline run with ``args``; each result goes to ``state``.
 
     Raises:
-        ConfigError: Apache Beam is not installed.
+        ConfigError: Apache Beam is not installed; the DaskRunner cannot reach its scheduler.
     """
     require_beam()
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    # Workers do not share this process's working folder: they get absolute paths.
+    cwd = os.getcwd()
+    state = _absolute(state, cwd)
     paths = [_save_spec(state, spec) for spec in specs]
-    with beam.Pipeline(options=PipelineOptions(list(args))) as pipeline:
-        _ = (
-            pipeline
-            | "shard specs" >> beam.Create(paths)
-            | "write shards" >> beam.Map(_write_one, job=job, state=state)
-        )
+    pipeline = beam.Pipeline(options=PipelineOptions(list(args)))
+    worker_job = replace(job, out=_absolute(job.out, cwd))
+    _ = (
+        pipeline
+        | "shard specs" >> beam.Create(paths)  # reshuffled: spread over the workers
+        | "write shards" >> beam.Map(_write_one, job=worker_job, state=state, cwd=cwd)
+    )
+    result = _run(pipeline, args)
+    try:
+        result.wait_until_finish()
+    finally:
+        _close_client(result)
+    _remove_partials(job)
+
+
+def _run(pipeline, args: Sequence[str]):
+    """Start ``pipeline``; the DaskRunner connects to its scheduler here.
+
+    Raises:
+        ConfigError: the DaskRunner cannot reach its scheduler.
+    """
+    try:
+        return pipeline.run()
+    except OSError as err:
+        address = [a.split("=", 1)[1] for a in args if a.startswith("--dask_client_address=")]
+        if not _on_dask(args) or not address:
+            raise
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address[-1]} (--beam-option "
+            f"dask_client_address): {err}; start it (`dask scheduler`) or fix the address, "
+            "then run the same command with --resume"
+        ) from err
+
+
+def _close_client(result) -> None:
+    """The DaskRunner leaves its client connected to the scheduler; a build is done with it."""
+    client = getattr(result, "client", None)
+    if client is not None:
+        client.close()
+
+
+def _remove_partials(job: ShardJob) -> None:
+    """A runner writes a shard again when the worker writing it dies (measured: a Dask worker
+    killed mid-build); the dead attempt's partial file, named after its process, goes."""
+    for entry in fs.listdir(job.out):
+        if naming.is_partial_of(entry, job.name):
+            fs.remove(fs.join(job.out, entry))
 
 
 def _save_spec(state: str, spec: ShardSpec) -> str:
@@ -76,7 +177,24 @@ def _load_spec(path: str) -> ShardSpec:
     return ShardSpec(data["index"], data["fold"], rows)
 
 
-def _write_one(path: str, job: ShardJob, state: str) -> int:
-    result = write_shard(_load_spec(path), job)
-    save_result(state, result)
+def _write_one(path: str, job: ShardJob, state: str, cwd: str) -> int:
+    planned = _load_spec(path)
+    rows = tuple(replace(r, path=_absolute(r.path, cwd)) for r in planned.rows)
+    result = write_shard(replace(planned, rows=rows), job)
+    save_result(state, _as_planned(result, planned, cwd))
     return result.entry.index
+
+
+def _absolute(path: str, cwd: str) -> str:
+    return path if fs.is_remote(path) else os.path.join(cwd, path)
+
+
+def _as_planned(result: ShardResult, planned: ShardSpec, cwd: str) -> ShardResult:
+    """Rejections name their file as the plan does (a relative path stays relative), so the
+    rejected list is the local build's."""
+    names = {_absolute(r.path, cwd): r.path for r in planned.rows}
+    rejected = tuple(
+        replace(r, path=names[r.path], detail=r.detail.replace(r.path, names[r.path]))
+        for r in result.rejected
+    )
+    return replace(result, rejected=rejected)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tfrec_tools.errors import ConfigError
+from tfrec_tools.urls import check_url
 
 FITS = ("resize", "crop", "pad", "keep")
 EXISTING = ("error", "overwrite", "resume")
@@ -16,6 +17,10 @@ RUNNERS = ("local", "beam")
 LABEL_SOURCES = ("auto", "csv", "folders", "none")
 DEFAULT_OUT = "shards"  # beside where the command runs; printed in the summary
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
+# A build's name starts its file names; its longest, "NAME.manifest.json.<pid>.partial", then
+# stays under the 255-byte limit of common file systems.
+NAME_MAX_BYTES = 200
+PATH_FIELDS = ("images", "out", "labels_csv", "vocab_from")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,10 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         self._check_name()
+        for name in PATH_FIELDS:
+            check_url(getattr(self, name), name)
+        if self.seed < 0:
+            raise ConfigError(f"`seed` must be >= 0. Received: seed={self.seed}")
         if self.shards is not None and self.shards < 1:
             raise ConfigError(f"`shards` must be >= 1. Received: shards={self.shards}")
         if self.shard_size_mb <= 0:
@@ -132,13 +141,15 @@ class BuildConfig:
             )
 
     def _check_name(self) -> None:
-        if self.name is None:
+        if self.name is None or _plain_name(self.name):
             return
-        if not self.name or any(c in self.name for c in "/\\") or self.name[-1].isdigit():
-            raise ConfigError(
-                "`name` must be non-empty, hold no '/' and not end with a digit (the shard "
-                f"index follows it). Received: name={self.name!r}"
-            )
+        name = self.name
+        shown = repr(name) if len(name) <= 60 else f"{name[:40]!r}... ({len(name)} characters)"
+        raise ConfigError(
+            f"`name` must be 1 to {NAME_MAX_BYTES} bytes of printable characters without "
+            "* ? [ ] / \\ or '..', not start with '.' (a hidden file) and not end with a digit "
+            f"(the shard index follows it). Received: name={shown}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The options that decide the output (not where or how it is written)."""
@@ -146,6 +157,18 @@ class BuildConfig:
         for key in ("out", "workers", "existing", "runner", "beam_options"):
             data.pop(key)
         return data
+
+
+def _plain_name(name: str) -> bool:
+    """A name that globs, hides or breaks no file name it starts (see ``_check_name``)."""
+    return (
+        0 < len(name.encode("utf-8")) <= NAME_MAX_BYTES
+        and name.isprintable()
+        and not any(c in name for c in "*?[]/\\")
+        and ".." not in name
+        and not name.startswith(".")
+        and not name[-1].isdigit()
+    )
 
 
 def round_up(value: int, multiple: int) -> int:

@@ -1,6 +1,8 @@
-"""One image in, stored JPEG bytes out: open, orient, convert to RGB, fit, encode.
+"""One image in, stored JPEG bytes out: read, open, orient, convert to RGB, fit, encode.
 
 Rules (also in docs/user-guide.md):
+- Only regular files are read (a FIFO or a device named ``.jpg`` is rejected unread), and only
+  up to ``max_file_bytes``: 8 bytes per ``--max-pixels`` pixel plus 16 MB of metadata.
 - The content decides the format, never the file extension.
 - EXIF orientation is applied, so every stored image is upright.
 - Alpha (RGBA, LA, palette with transparency) is flattened onto white; 16/32-bit and float
@@ -13,12 +15,15 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tfrec_tools import fs
 from tfrec_tools.builder.config import ImageConfig
 
 ALPHA_BACKGROUND = (255, 255, 255)
@@ -26,6 +31,15 @@ PAD_COLOR = (0, 0, 0)
 EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+MAX_BYTES_PER_PIXEL = 8  # 16-bit RGBA: the most any common (uncompressed) format stores
+METADATA_BYTES = 16 << 20  # room for EXIF, ICC profiles and thumbnails beside the pixels
+_NOT_FILES = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a folder",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 class ImageError(Exception):
@@ -43,12 +57,55 @@ class StoredImage:
     width: int
 
 
+def max_file_bytes(config: ImageConfig) -> int:
+    """The largest image file read: more than any common format needs for ``max_pixels``."""
+    return config.max_pixels * MAX_BYTES_PER_PIXEL + METADATA_BYTES
+
+
+def read_image(path: str, config: ImageConfig) -> bytes:
+    """The bytes of the image file ``path``, never more than ``max_file_bytes``.
+
+    Raises:
+        ImageError: not a regular file, or too large (neither is read).
+        OSError: the file cannot be opened or read.
+    """
+    limit = max_file_bytes(config)
+    if fs.is_remote(path):  # objects are regular files; their size costs a request: read
+        data = fs.read_bytes(path, limit=limit + 1)
+        if len(data) > limit:
+            raise _too_large(f"more than {limit}", config)
+        return data
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, unread
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError("not a regular file", _NOT_FILES.get(stat.S_IFMT(info.st_mode), ""))
+        if info.st_size > limit:
+            raise _too_large(str(info.st_size), config)
+        with open(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew since the fstat
+        raise _too_large(f"more than {limit}", config)
+    return data
+
+
+def _too_large(size: str, config: ImageConfig) -> ImageError:
+    return ImageError(
+        "file too large",
+        f"{size} bytes, more than an image of max_pixels={config.max_pixels} needs "
+        f"({MAX_BYTES_PER_PIXEL} bytes a pixel + {METADATA_BYTES >> 20} MB); not read",
+    )
+
+
 def prepare_image(data: bytes, config: ImageConfig) -> StoredImage:
     """Turn the bytes of any image file into the JPEG bytes a record stores.
 
     Raises:
         ImageError: empty, not an image, too large, truncated or undecodable. Any error Pillow
             raises on malformed data becomes an ImageError: one bad file never stops a build.
+        MemoryError: as raised (the machine's limit, not the file's fault).
     """
     if not data:
         raise ImageError("empty file", "the file has 0 bytes")
@@ -56,7 +113,7 @@ def prepare_image(data: bytes, config: ImageConfig) -> StoredImage:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return _prepare(data, config)
-    except ImageError:
+    except (ImageError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError("image too large", str(err)) from err

@@ -117,11 +117,24 @@ def _auto_layout(capacity: Capacity, folds: int, shard_size_mb: float) -> Layout
     if shards > limit:
         shards, why = limit, f"no more than the {capacity.units} {capacity.unit_name} can fill"
     if shards < step:
-        raise DataError(
-            f"cannot make {folds} folds from {capacity.units} {capacity.unit_name}: each fold "
-            f"needs at least one; pass --folds {capacity.units} or fewer (or --folds 0)"
-        )
+        _refuse_folds(capacity, folds)
     return Layout(shards, folds, f"{_counts(capacity.records, shards, folds)}: {why}")
+
+
+def _refuse_folds(capacity: Capacity, folds: int) -> None:
+    """Raises the DataError of too few rows (groups) for ``folds``, with advice that works:
+    folds are 0 or >= 2, so one row (group) leaves no folds."""
+    units = capacity.units
+    unit_name = capacity.unit_name.removesuffix("s") if units == 1 else capacity.unit_name
+    if units >= 2:
+        advice = f"pass --folds {units} or fewer (or --folds 0)"
+    else:
+        advice = "pass --folds 0 (no folds)"
+        advice += ", or a --group-col with more groups" if capacity.unit_name == "groups" else ""
+    raise DataError(
+        f"cannot make {folds} folds from {units} {unit_name}: each fold needs at least one; "
+        + advice
+    )
 
 
 def _counts(records: int, shards: int, folds: int) -> str:
@@ -130,6 +143,8 @@ def _counts(records: int, shards: int, folds: int) -> str:
 
 
 def _check_fill(capacity: Capacity, shards: int, step: int) -> None:
+    if capacity.units < step:  # fewer shards would not help: the folds cannot be filled
+        _refuse_folds(capacity, step)
     if shards > capacity.units:
         fit = max(step, capacity.units - capacity.units % step)
         raise DataError(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -15,7 +17,7 @@ import pandas as pd
 from tfrec_tools.builder.config import BuildConfig
 from tfrec_tools.builder.folders import label_source
 from tfrec_tools.builder.layout import Capacity, Layout, choose_layout
-from tfrec_tools.builder.match import ImageIndex
+from tfrec_tools.builder.match import ImageIndex, is_hidden, is_image_name, strip_extension
 from tfrec_tools.builder.rows import (
     Rejection,
     Rows,
@@ -26,10 +28,12 @@ from tfrec_tools.builder.rows import (
     unlabeled_rows,
 )
 from tfrec_tools.builder.split import assign_shards, assign_shards_multilabel
+from tfrec_tools.builder.walk import Skipped
 from tfrec_tools.errors import ConfigError, DataError
 from tfrec_tools.schema import ColumnSpec, LabelSpec, Schema, build_schema, check_column_names
 
 BYTES_PER_PIXEL = 0.3  # a q95 JPEG of a photo takes ~2.4 bits per pixel
+FOLD_IMBALANCE = 1.5  # a fold over this many times its share of the records gets a warning
 
 
 class NothingToBuild(DataError):
@@ -64,6 +68,8 @@ class Plan:
     num_rows: int  # CSV rows, or image files for a build without a CSV
     layout: Layout  # the shard and fold counts and why
     groups: int | None = None  # distinct groups (--group-col), None without groups
+    notes: tuple[str, ...] = ()  # each label's kind and the cell that decided it
+    warnings: tuple[str, ...] = ()  # for the CLI to print: the plan works, but look at this
 
     @cached_property  # serialises every planned row: computed once, read several times
     def fingerprint(self) -> str:
@@ -83,16 +89,19 @@ def make_plan(
     table: pd.DataFrame | None,
     file_size: Callable[[str], int] | None = None,
     vocabularies: dict[str, tuple[str, ...]] | None = None,
+    skipped: Sequence[Skipped] = (),
 ) -> Plan:
-    """Plan a build from the files under ``config.images`` (relative paths) and the CSV;
-    ``vocabularies`` fixes the codes of categorical feature columns (``--vocab-from``).
+    """Plan a build from the files under ``config.images`` (relative paths), what the walk
+    skipped there (``walk_images``) and the CSV (as ``read_table`` returns it: indexed by
+    spreadsheet row); ``vocabularies`` fixes the codes of categorical feature columns
+    (``--vocab-from``).
 
     Raises:
         DataError: no row can be used, or the rows cannot fill the shards asked for.
         ConfigError: the options contradict the data.
     """
     rejected: list[Rejection] = []
-    index = ImageIndex(files)
+    index = ImageIndex(files, skipped)
     source = label_source(config, index.images, table)
     unmatched: tuple[str, ...] = ()
     if source == "folders":
@@ -103,7 +112,10 @@ def make_plan(
     else:
         labels, columns, rows = labeled_rows(config, index, table, rejected, vocabularies or {})
         used = {spec.path for spec in rows.specs} | {r.path for r in rejected}
-        unmatched = tuple(f for f in index.images if join_image(config, f) not in used)
+        images = index.images + [s.rel for s in skipped if is_image_name(s.rel)]
+        unmatched = tuple(sorted(f for f in images if join_image(config, f) not in used))
+    if table is None:
+        rejected += _skipped_rows(config, skipped)
     labels = _keyed(config, labels)
     # A build coded like another (--vocab-from) is a test or holdout set even when labeled
     name = config.name or ("train" if labels and not config.vocab_from else "test")
@@ -135,6 +147,43 @@ def make_plan(
         num_rows=len(table) if table is not None else len(rows.specs) + len(rejected),
         layout=layout,
         groups=None if rows.groups is None else len(set(rows.groups)),
+        notes=rows.notes,
+        warnings=rows.warnings + _fold_warnings(shards, config.folds, rows.groups),
+    )
+
+
+def _skipped_rows(config: BuildConfig, skipped: Sequence[Skipped]) -> list[Rejection]:
+    """A rejected row (no row number) for each file the walk skipped that a build without a
+    CSV would have taken (an image name), and each folder or link it did not follow (what
+    is under it is unknown); hidden ones (``.git``) are left out, as their images would be."""
+    return [
+        Rejection(None, strip_extension(s.rel), join_image(config, s.rel), s.reason, s.detail)
+        for s in skipped
+        if is_image_name(s.rel) or (s.folder and not is_hidden(s.rel))
+    ]
+
+
+def _fold_warnings(
+    shards: tuple[ShardSpec, ...], folds: int, groups: np.ndarray | None
+) -> tuple[str, ...]:
+    """A warning when the largest fold holds over FOLD_IMBALANCE times its share of the
+    records, and more than one record above it (rounding, on tiny data): a group never
+    spans folds, so one large group makes one large fold. Rows alone are dealt evenly."""
+    if not folds or groups is None:
+        return ()
+    sizes = [0] * folds
+    for shard in shards:
+        sizes[shard.fold] += len(shard.rows)
+    share = sum(sizes) / folds
+    largest = max(range(folds), key=sizes.__getitem__)
+    if sizes[largest] <= max(FOLD_IMBALANCE * share, math.ceil(share) + 1):
+        return ()
+    group, rows = Counter(groups.tolist()).most_common(1)[0]
+    return (
+        f"folds are uneven: {', '.join(map(str, sizes))} records per fold; fold {largest} "
+        f"holds {sizes[largest] / share:.1f}x its share of {share:g}, as group {group!r} alone "
+        f"holds {rows} rows and a group never spans folds: pass --folds 0 (no folds), or a "
+        "--group-col with smaller groups",
     )
 
 

@@ -16,15 +16,15 @@ from tfrec_tools.builder.config import BuildConfig
 from tfrec_tools.builder.folders import class_of
 from tfrec_tools.builder.match import ImageIndex, normalise_id, strip_extension
 from tfrec_tools.builder.table import (
-    FIRST_DATA_ROW,
     LABEL_CANDIDATES,
     TAG_CANDIDATES,
     Columns,
+    LabelChoice,
+    choose_label,
     column_spec,
     feature_encoder,
     is_missing,
     label_encoder,
-    label_spec,
     resolve_columns,
     tag_encoder,
     tag_spec,
@@ -67,6 +67,8 @@ class Rows:
     strata: np.ndarray  # stratification key per row
     groups: np.ndarray | None
     tags: np.ndarray | None = None  # multi-label: [rows, tags] bool, stratified on instead
+    notes: tuple[str, ...] = ()  # each label's kind, and the cell that decided it
+    warnings: tuple[str, ...] = ()  # a kind decided by a single cell
 
 
 def join_image(config: BuildConfig, rel: str) -> str:
@@ -134,28 +136,33 @@ def labeled_rows(
         label_candidates=TAG_CANDIDATES if config.multi_label else LABEL_CANDIDATES,
     )
     keep = _matched_rows(config, index, table, cols, rejected)
-    labels = _label_specs(config, cols, table.iloc[[i for i, _ in keep]], vocabularies)
-    if config.multi_label:
-        keep = _known_tags(config, table, cols, labels, keep, rejected)
     kept = table.iloc[[i for i, _ in keep]]
+    if config.multi_label:
+        labels = _tag_specs(config, cols, kept, vocabularies)
+        fitting, choices = _known_tags(config, table, cols, labels, keep, rejected), []
+    else:
+        numbers = kept.index.tolist()
+        choices = [choose_label(c, kept[c].tolist(), numbers) for c in cols.labels]
+        labels = tuple(choice.spec for choice in choices)
+        fitting = _fitting_labels(table, cols, choices, keep, rejected)
+    if len(fitting) < len(keep):
+        keep, kept = fitting, table.iloc[[i for i, _ in fitting]]
     columns = tuple(
         column_spec(c, kept[c].tolist(), vocabularies.get(c, ())) for c in cols.features
     )
     encoders = _label_encoders(config, labels) + [feature_encoder(s) for s in columns]
     value_columns = [kept[c].tolist() for c in cols.labels + cols.features]
     value_rows = zip(*value_columns) if value_columns else [()] * len(kept)
-    ids = kept[cols.id].tolist()
+    ids, numbers = kept[cols.id].tolist(), kept.index.tolist()
     specs = [
-        RowSpec(
-            i + FIRST_DATA_ROW,
-            str(image_id),
-            path,
-            tuple(encode(v) for encode, v in zip(encoders, values)),
-        )
-        for (i, path), image_id, values in zip(keep, ids, value_rows)
+        RowSpec(row, str(image_id), path, tuple(encode(v) for encode, v in zip(encoders, values)))
+        for row, (_, path), image_id, values in zip(numbers, keep, ids, value_rows)
     ]
     groups = kept[cols.group].to_numpy() if cols.group else None
-    return labels, columns, _stratified(labels, specs, groups)
+    rows = _stratified(labels, specs, groups)
+    notes = tuple(choice.note for choice in choices)
+    warnings = tuple(choice.warning for choice in choices if choice.warning)
+    return labels, columns, replace(rows, notes=notes, warnings=warnings)
 
 
 def _stratified(
@@ -173,16 +180,14 @@ def _stratified(
     return Rows(specs, _strata(labels[0], first), groups)
 
 
-def _label_specs(
+def _tag_specs(
     config: BuildConfig,
     cols: Columns,
     kept: pd.DataFrame,
     vocabularies: dict[str, tuple[str, ...]],
 ) -> tuple[LabelSpec, ...]:
-    """Classes or values of each label column; with --multi-label, the tags of each (those of
-    --vocab-from's label under the same record key, when it has one)."""
-    if not config.multi_label:
-        return tuple(label_spec(c, kept[c].tolist()) for c in cols.labels)
+    """The tags of each label column (--multi-label): those of --vocab-from's label under
+    the same record key, when it has one."""
     if not cols.labels:
         raise DataError(
             f"{config.labels_csv}: --multi-label needs a label column, and the CSV has none "
@@ -192,6 +197,31 @@ def _label_specs(
         tag_spec(c, kept[c].tolist(), config.label_sep, vocabularies.get(config.label_key or c, ()))
         for c in cols.labels
     )
+
+
+def _fitting_labels(
+    table: pd.DataFrame,
+    cols: Columns,
+    choices: list[LabelChoice],
+    keep: list[tuple[int, str]],
+    rejected: list[Rejection],
+) -> list[tuple[int, str]]:
+    """The rows whose labels fit their column's kind; the others (``inf`` among numbers:
+    neither a class index nor a target) are rejected as ``non-finite label``."""
+    checks = [(choice, table[choice.spec.name].tolist()) for choice in choices if choice.unfit]
+    if not checks:
+        return keep
+    fitting = []
+    for i, path in keep:
+        bad = [(c.spec.name, cells[i]) for c, cells in checks if not c.fits(cells[i])]
+        if not bad:
+            fitting.append((i, path))
+            continue
+        column, value = bad[0]
+        detail = f"column {column!r} holds {value!r}; a numeric label must be finite"
+        row, image_id = int(table.index[i]), table[cols.id].iat[i]
+        rejected.append(Rejection(row, image_id, path, "non-finite label", detail))
+    return fitting
 
 
 def _label_encoders(config: BuildConfig, labels: tuple[LabelSpec, ...]) -> list[Callable]:
@@ -226,7 +256,7 @@ def _known_tags(
             f"--vocab-from {config.vocab_from}"
         )
         image_id = table[cols.id].iat[i]
-        rejected.append(Rejection(i + FIRST_DATA_ROW, image_id, path, "unknown tag", detail))
+        rejected.append(Rejection(int(table.index[i]), image_id, path, "unknown tag", detail))
     return known
 
 
@@ -241,9 +271,10 @@ def _matched_rows(
     keep, first_id, first_file = [], {}, {}
     id_col, group_col = cols.id, cols.group
     needed = [id_col, *cols.labels] + ([group_col] if group_col else [])
+    numbers = table.index.tolist()  # spreadsheet rows (read_table)
     for i, values in enumerate(zip(*(table[c].tolist() for c in needed))):
         record = dict(zip(needed, values))
-        row, image_id = i + FIRST_DATA_ROW, record[id_col]
+        row, image_id = numbers[i], record[id_col]
         match = index.match(image_id) if image_id else None
         path = join_image(config, match.path) if match and match.path else ""
         reason, detail = _row_problem(record, match, cols, tags=config.multi_label)
@@ -265,7 +296,7 @@ def _row_problem(record, match, cols: Columns, *, tags: bool) -> tuple[str, str]
     empty tag set; one holding a missing-value token (``nan``, ``NA``, ...) is missing."""
     if match is None:
         return "missing id", "the id cell is empty"
-    if match.path is None:
+    if match.reason:  # no file, several, or one the walk skipped
         return match.reason, match.detail
     for column in cols.labels:
         value = record[column]

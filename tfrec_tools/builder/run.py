@@ -1,10 +1,10 @@
-"""`build()`: plan, guard the output folder, write the shards, then the manifest and the list
-of rejected rows. A state folder makes an interrupted build resumable."""
+"""`build()`: plan, lock and guard the output folder, write the shards, then the manifest and
+the list of rejected rows. A state folder makes an interrupted build resumable; ``--resume``
+reuses only the shards whose size and sha256 are those recorded when they were written."""
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -12,9 +12,22 @@ from dataclasses import dataclass, field
 
 from tfrec_tools import __version__, fs, naming
 from tfrec_tools.builder.config import BuildConfig
+from tfrec_tools.builder.lock import build_lock
+from tfrec_tools.builder.output import (
+    existing_outputs,
+    load_plan_stamp,
+    refuse_existing,
+    refuse_inputs_as_outputs,
+    remove,
+    save_plan_stamp,
+    shard_problem,
+    state_dir,
+    verified,
+)
 from tfrec_tools.builder.plan import NothingToBuild, Plan, make_plan
 from tfrec_tools.builder.rows import Rejection
 from tfrec_tools.builder.table import read_table
+from tfrec_tools.builder.walk import walk_images
 from tfrec_tools.builder.write import (
     Progress,
     ShardJob,
@@ -34,6 +47,7 @@ from tfrec_tools.manifest import (
 
 log = logging.getLogger(__name__)
 REJECTED_COLUMNS = ("row", "image_id", "path", "reason", "detail")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula
 
 
 @dataclass(frozen=True)
@@ -78,32 +92,29 @@ def build(
         What was written, for the caller to print and to decide on (``num_rejected``).
 
     Raises:
-        ConfigError: options contradict each other, the data, or what ``out`` holds.
-        DataError: the image folder or CSV cannot be used.
+        ConfigError: options contradict each other, the data, or what ``out`` holds; an
+            output would replace an input; another build of this name is writing to ``out``.
+        DataError: the image folder or CSV cannot be used, or not one image could be stored.
+        ResourceError: out of memory or disk space (``--resume`` then finishes the build).
     """
     with WorkerPool(config.workers if config.runner == "local" else 1) as pool:
         plan = _plan_or_reject(config)
         config = plan.config  # resolved: name, folds and label source decided
-        _refuse_existing(config)
-        if on_plan is not None:
-            on_plan(plan)
+        refuse_inputs_as_outputs(config)
         if config.runner == "beam":
             from tfrec_tools.builder.beam import require_beam
 
-            require_beam()  # before the output folder is touched
-        fs.makedirs(config.out)
-        state = _state_dir(config)
-        done = _prepare_output(plan, state)
-        if done is None:  # --resume of a build that had already finished
-            return _report_from_manifest(plan)
-        _write_shards(plan, done, state, pool, progress or (lambda images: None))
-    results = load_results(state)
-    missing = sorted({s.index for s in plan.shards} - set(results))
-    if missing:
-        raise ShardError(f"the {config.runner} runner finished without writing shard {missing[0]}")
-    report = _finish(plan, [results[i] for i in sorted(results)], reused=len(done))
-    fs.rmtree(state)
-    return report
+            require_beam(config.beam_options)  # before the output folder is touched
+        with build_lock(config.out, config.name):
+            refuse_existing(config)
+            if on_plan is not None:
+                on_plan(plan)
+            state = state_dir(config)
+            done = _prepare_output(plan, state)
+            if done is None:  # --resume of a build that had already finished
+                return _report_from_manifest(plan)
+            _write_shards(plan, done, state, pool, progress or (lambda images: None))
+            return _finish(plan, state, reused=len(done))
 
 
 def plan_build(config: BuildConfig) -> Plan:
@@ -122,11 +133,13 @@ def _plan_or_reject(config: BuildConfig) -> Plan:
         return _make_plan(config)
     except NothingToBuild as err:
         config = err.config
-        existing = existing_outputs(config)
-        if existing and config.existing != "overwrite":
-            raise  # the rejected list of the finished build there must stay as it is
-        _remove(existing)  # --overwrite: the old build goes; only the new rejected list stays
-        raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
+        refuse_inputs_as_outputs(config)
+        with build_lock(config.out, config.name):
+            existing = existing_outputs(config)
+            if existing and config.existing != "overwrite":
+                raise  # the rejected list of the finished build there must stay as it is
+            remove(existing)  # --overwrite: the old build goes; only the new rejected list stays
+            raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
 
 
 def _write_shards(
@@ -151,9 +164,9 @@ def _make_plan(config: BuildConfig) -> Plan:
     if not fs.isdir(config.images):
         raise DataError(f"{config.images}: image folder not found")
     table = read_table(config.labels_csv) if config.labels_csv else None
-    files = list(fs.walk_files(config.images))
+    walk = walk_images(config.images)
     size = None if fs.is_remote(config.images) else fs.size
-    return make_plan(config, files, table, size, _vocabularies(config))
+    return make_plan(config, walk.files, table, size, _vocabularies(config), walk.skipped)
 
 
 def _vocabularies(config: BuildConfig) -> dict[str, tuple[str, ...]]:
@@ -179,82 +192,52 @@ def _job(plan: Plan) -> ShardJob:
     )
 
 
-# --- the output folder: refuse to mix, overwrite, or resume -------------------------------
-
-
-def existing_outputs(config: BuildConfig) -> list[str]:
-    """The files of a build of this name already in ``out`` (what --overwrite replaces)."""
-    return _outputs(config) if fs.isdir(config.out) else []
-
-
-def _state_dir(config: BuildConfig) -> str:
-    return fs.join(config.out, naming.state_dir_name(config.name))
-
-
-def _outputs(config: BuildConfig) -> list[str]:
-    """Every file in ``out`` that belongs to a build named ``config.name``."""
-    name = config.name
-    own = {naming.rejected_name(name), naming.unmatched_name(name), naming.state_dir_name(name)}
-    own.add(naming.base_name(manifest_path(config.out, name)))
-    found = []
-    for entry in fs.listdir(config.out):
-        parsed = naming.parse_shard_name(entry)
-        partial = naming.is_partial_of(entry, config.name)
-        if entry in own or partial or (parsed and parsed[0] == config.name):
-            found.append(fs.join(config.out, entry))
-    return found
+# --- the output folder: start afresh, or resume ----------------------------------------------
 
 
 def _prepare_output(plan: Plan, state: str) -> dict[int, ShardResult] | None:
     """Shards already done (by index), or None when a resumed build had finished."""
     config = plan.config
-    existing = _outputs(config)
-    _refuse_existing(config)
+    existing = existing_outputs(config)
     if config.existing == "resume" and existing:
         return _resume(plan, state, existing)
-    _remove(existing)
+    remove(existing)
     fs.makedirs(state)
-    fs.write_bytes_atomic(fs.join(state, "plan.json"), _plan_stamp(plan))
+    save_plan_stamp(state, fingerprint=plan.fingerprint, shards=len(plan.shards))
     return {}
 
 
-def _refuse_existing(config: BuildConfig) -> None:
-    """Raises ConfigError when ``out`` holds a build of this name and neither --overwrite nor
-    --resume says what to do with it."""
-    existing = existing_outputs(config)
-    if existing and config.existing == "error":
-        raise ConfigError(
-            f"{config.out} already holds a build named {config.name!r} "
-            f"({naming.base_name(existing[0])}, ...); pass --overwrite to replace it or "
-            "--resume to finish an interrupted build"
-        )
-
-
-def _remove(paths: list[str]) -> None:
-    for path in paths:
-        (fs.rmtree if fs.isdir(path) else fs.remove)(path)
-
-
-def _plan_stamp(plan: Plan) -> bytes:
-    return json.dumps({"fingerprint": plan.fingerprint}).encode("utf-8")
-
-
 def _resume(plan: Plan, state: str, existing: list[str]) -> dict[int, ShardResult] | None:
+    """The shards of the interrupted run that are exactly as it recorded them; every other
+    file of the build (partials of dead processes, damaged shards) is removed."""
     config = plan.config
     if not fs.exists(state):
-        path = manifest_path(config.out, config.name)
-        if fs.exists(path) and read_manifest(path).plan_fingerprint == plan.fingerprint:
-            return None
-        raise ConfigError(_changed(config, "finished"))
-    if fs.read_bytes(fs.join(state, "plan.json")) != _plan_stamp(plan):
+        _check_finished(plan)
+        return None
+    if load_plan_stamp(state).get("fingerprint") != plan.fingerprint:
         raise ConfigError(_changed(config, "started"))
-    done = load_results(state)
+    done = verified(config.out, load_results(state))
     keep = {fs.join(config.out, r.entry.file) for r in done.values()} | {state}
-    for path in existing:
-        if path not in keep:
-            fs.remove(path)
+    remove([path for path in existing if path not in keep])
+    remove([fs.join(state, e) for e in fs.listdir(state) if e.endswith(naming.TEMP_SUFFIX)])
     log.info("resuming: %d of %d shards already written", len(done), len(plan.shards))
     return done
+
+
+def _check_finished(plan: Plan) -> None:
+    """Raises ConfigError unless ``out`` holds this plan's finished build, every shard as its
+    manifest lists it."""
+    config = plan.config
+    path = manifest_path(config.out, config.name)
+    if not fs.exists(path) or read_manifest(path).plan_fingerprint != plan.fingerprint:
+        raise ConfigError(_changed(config, "finished"))
+    for entry in read_manifest(path).shards:
+        problem = shard_problem(config.out, entry)
+        if problem:
+            raise ConfigError(
+                f"{fs.join(config.out, entry.file)}: {problem}; the build had finished, so "
+                "nothing records what to write again: rebuild it with --overwrite"
+            )
 
 
 def _changed(config: BuildConfig, when: str) -> str:
@@ -267,13 +250,25 @@ def _changed(config: BuildConfig, when: str) -> str:
 # --- the end: rejected list, unmatched list, manifest -------------------------------------
 
 
-def _finish(plan: Plan, results: list[ShardResult], *, reused: int) -> BuildReport:
+def _finish(plan: Plan, state: str, *, reused: int) -> BuildReport:
+    """The rejected list, the unmatched list and the manifest; then the state folder goes.
+
+    Raises:
+        DataError: not one image could be stored (the build leaves its rejected list alone).
+    """
     config = plan.config
+    results = _results(plan, state)
     rejected = sorted(
         plan.rejected + tuple(r for res in results for r in res.rejected),
         key=lambda r: (r.row or 0, r.path, r.image_id),
     )
     rejected_path = _write_rejected(config, rejected)
+    if not any(r.entry.count for r in results):  # empty shards must not pass for a build
+        remove([fs.join(config.out, r.entry.file) for r in results] + [state])
+        raise DataError(
+            f"{config.images}: no image could be stored (all {len(rejected)} rows rejected); "
+            f"reasons in {rejected_path}"
+        )
     unmatched_path = None
     if plan.unmatched:
         unmatched_path = fs.join(config.out, naming.unmatched_name(config.name))
@@ -283,6 +278,7 @@ def _finish(plan: Plan, results: list[ShardResult], *, reused: int) -> BuildRepo
     manifest = _manifest(plan, entries, reasons)
     path = manifest_path(config.out, config.name)
     write_manifest(manifest, path)
+    fs.rmtree(state)
     return BuildReport(
         path,
         rejected_path,
@@ -295,6 +291,16 @@ def _finish(plan: Plan, results: list[ShardResult], *, reused: int) -> BuildRepo
         unmatched=len(plan.unmatched),
         reused_shards=reused,
     )
+
+
+def _results(plan: Plan, state: str) -> list[ShardResult]:
+    """The result of every shard of the plan, in index order."""
+    results = load_results(state)
+    missing = sorted({s.index for s in plan.shards} - set(results))
+    if missing:
+        runner = plan.config.runner
+        raise ShardError(f"the {runner} runner finished without writing shard {missing[0]}")
+    return [results[i] for i in sorted(results)]
 
 
 def _write_rejected(config: BuildConfig, rejected: list[Rejection]) -> str:
@@ -311,8 +317,14 @@ def _rejected_csv(rejected: list[Rejection]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(REJECTED_COLUMNS)
     for r in rejected:
-        writer.writerow(["" if r.row is None else r.row, r.image_id, r.path, r.reason, r.detail])
+        cells = [_text_cell(text) for text in (r.image_id, r.path, r.reason, r.detail)]
+        writer.writerow(["" if r.row is None else r.row, *cells])
     return buffer.getvalue().encode("utf-8")
+
+
+def _text_cell(text: str) -> str:
+    """A cell a spreadsheet shows as text rather than runs as a formula (``'=cmd``)."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _manifest(plan: Plan, entries: tuple[ShardEntry, ...], reasons: dict[str, int]) -> Manifest:

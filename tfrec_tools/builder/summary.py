@@ -31,11 +31,13 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "groups": plan.groups,
         "classes": list(plan.labels[0].classes) if plan.labels else [],
         "label_kind": plan.labels[0].kind if plan.labels else None,
+        "label_notes": list(plan.notes),
         "untagged_rows": _untagged(plan),
         "per_fold": _per_fold(plan),
         "worst_share_deviation": _worst_deviation(plan),
         "rejected_while_planning": dict(sorted(Counter(r.reason for r in plan.rejected).items())),
         "unmatched_images": len(plan.unmatched),
+        "warnings": list(plan.warnings),
     }
 
 
@@ -44,6 +46,7 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
     sizes = summary["records_per_shard"]
     lines = [
         f"plan for {summary['name']!r} in {summary['out']}; {summary['labels']}",
+        *(f"  {note}" for note in summary["label_notes"]),
         f"  shards: {summary['shards_reason']}",
         f"  records: {summary['records']} of {summary['rows']} rows; "
         f"{sizes['min']}-{sizes['max']} per shard",
@@ -59,7 +62,7 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
     lines += [f"    {reason}: {count}" for reason, count in rejected.items()]
     if summary["unmatched_images"]:
         lines.append(f"  images named by no row: {summary['unmatched_images']}")
-    return lines
+    return lines + [f"warning: {warning}" for warning in summary["warnings"]]
 
 
 def describe_labels(plan: Plan) -> str:

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import multiprocessing
+import os
 import queue as queue_lib
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -14,9 +18,10 @@ from dataclasses import asdict, dataclass
 
 from tfrec_tools import fs, naming
 from tfrec_tools.builder.config import ImageConfig
-from tfrec_tools.builder.images import ImageError, StoredImage, prepare_image
+from tfrec_tools.builder.images import ImageError, StoredImage, prepare_image, read_image
 from tfrec_tools.builder.plan import ShardSpec
 from tfrec_tools.builder.rows import Rejection, RowSpec
+from tfrec_tools.errors import ResourceError
 from tfrec_tools.manifest import ShardEntry
 from tfrec_tools.records import RecordWriter, encode_example
 from tfrec_tools.schema import (
@@ -31,6 +36,12 @@ from tfrec_tools.schema import (
 
 Progress = Callable[[int], None]
 _PROGRESS_EVERY = 16  # images per progress message from a worker process
+# Errors of the machine, not of a file: they stop the build instead of rejecting rows.
+MACHINE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "ENOMEM", "EMFILE", "ENFILE", "EFBIG")
+    if hasattr(errno, name)
+)
 
 
 @dataclass(frozen=True)
@@ -73,25 +84,28 @@ def load_results(state: str) -> dict[int, ShardResult]:
 
 
 def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: None) -> ShardResult:
-    """Write one shard; rows whose image cannot be stored become rejections."""
-    partial = fs.join(job.out, naming.partial_name(job.name, spec.index, job.num_shards))
-    rejected, histograms, count = [], [Counter() for _ in job.labels], 0
-    with RecordWriter(partial) as writer:
-        for done, row in enumerate(spec.rows, start=1):
-            try:
-                stored = prepare_image(fs.read_bytes(row.path), job.image)
-            except (ImageError, OSError) as err:
-                reason = getattr(err, "reason", "unreadable file")
-                detail = getattr(err, "detail", str(err))
-                rejected.append(Rejection(row.row, row.image_id, row.path, reason, detail))
-            else:
-                writer.write(_example(job, spec, row, stored))
-                _count_labels(histograms, job.labels, row.values)
-                count += 1
-            if done % _PROGRESS_EVERY == 0 or done == len(spec.rows):
-                progress(done % _PROGRESS_EVERY or _PROGRESS_EVERY)
-    final = fs.join(job.out, naming.shard_name(job.name, spec.index, job.num_shards, count))
-    fs.rename(partial, final)
+    """Write one shard; rows whose image cannot be stored become rejections.
+
+    Raises:
+        ResourceError: out of memory or disk space, or a read-only output (no row's fault).
+    """
+    pid = os.getpid()
+    partial = fs.join(job.out, naming.partial_name(job.name, spec.index, job.num_shards, pid=pid))
+    try:
+        rejected, histograms, count = _write_records(partial, spec, job, progress)
+        final = fs.join(job.out, naming.shard_name(job.name, spec.index, job.num_shards, count))
+        fs.sync(partial)  # the records are on disk before the name says the shard is complete
+        fs.rename(partial, final)
+        fs.sync(job.out)
+    except OSError as err:
+        if err.errno not in MACHINE_ERRNOS:
+            raise
+        with contextlib.suppress(OSError):  # give back the space it took
+            fs.remove(partial)
+        raise ResourceError(
+            f"{err.filename or partial}: {err.strerror}; make room (or write elsewhere), then "
+            "finish the build with --resume"
+        ) from err
     entry = ShardEntry(
         naming.base_name(final),
         spec.index,
@@ -102,6 +116,35 @@ def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: N
         _named_histograms(job.labels, histograms),
     )
     return ShardResult(entry, tuple(rejected))
+
+
+def _write_records(partial: str, spec: ShardSpec, job: ShardJob, progress: Progress):
+    """The records of ``spec`` in ``partial``: (rejections, label histograms, count)."""
+    rejected, histograms, count = [], [Counter() for _ in job.labels], 0
+    with RecordWriter(partial) as writer:
+        for done, row in enumerate(spec.rows, start=1):
+            try:
+                stored = prepare_image(read_image(row.path, job.image), job.image)
+            except ImageError as err:
+                rejected.append(Rejection(row.row, row.image_id, row.path, err.reason, err.detail))
+            except MemoryError:
+                raise ResourceError(
+                    f"{row.path}: out of memory while preparing this image; pass fewer "
+                    "--workers or a smaller --max-pixels, then finish the build with --resume"
+                ) from None
+            except OSError as err:
+                if err.errno in MACHINE_ERRNOS:
+                    raise
+                rejected.append(
+                    Rejection(row.row, row.image_id, row.path, "unreadable file", str(err))
+                )
+            else:
+                writer.write(_example(job, spec, row, stored))
+                _count_labels(histograms, job.labels, row.values)
+                count += 1
+            if done % _PROGRESS_EVERY == 0 or done == len(spec.rows):
+                progress(done % _PROGRESS_EVERY or _PROGRESS_EVERY)
+    return rejected, histograms, count
 
 
 def _example(job: ShardJob, spec: ShardSpec, row: RowSpec, stored: StoredImage) -> bytes:
@@ -159,9 +202,13 @@ class WorkerPool:
                 self._pool.submit(int)
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if self._pool is None:
+            return
+        if exc_type is not None:  # Ctrl-C or a fatal error: stop now, --resume redoes the rest
+            for process in list(self._pool._processes.values()):  # 3.11 has no public way
+                process.terminate()
+        self._pool.shutdown(cancel_futures=True)
 
     def write(self, specs: Sequence[ShardSpec], job: ShardJob, progress: Progress):
         """Write shards, one shard per task (in this process without workers). Results come
@@ -192,6 +239,9 @@ def _start_method() -> str:
 
 
 def _init_worker(messages) -> None:
+    """Ctrl-C reaches every process of the terminal's group: the workers leave it to the
+    parent, which stops them (one message, no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _worker_queue
     _worker_queue = messages
 

@@ -21,11 +21,17 @@ COMMANDS = {
     "predict": "tfrec_tools.cli.train:predict_command",
     "train": "tfrec_tools.cli.train:train_command",
 }
+# A command may store a hint here (``click.get_current_context().meta[INTERRUPT_HINT]``): Ctrl-C
+# then prints it after "Interrupted." (e.g. how to finish the interrupted work).
+INTERRUPT_HINT = "tfrec.interrupt_hint"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 class LazyGroup(click.Group):
     """Imports a subcommand's module only when that subcommand runs (or its help is shown),
-    and turns library errors into one-line ``Error: ...`` messages with exit code 1."""
+    and turns library errors into one-line ``Error: ...`` messages with exit code 1: the
+    library's typed errors, and as a last resort what the system raises (OSError, UnicodeError,
+    MemoryError). Ctrl-C prints "Interrupted." and exits with 130."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -41,6 +47,23 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except TfrecError as err:
             raise click.ClickException(str(err)) from err
+        except (OSError, UnicodeError, MemoryError) as err:
+            raise click.ClickException(_one_line(err)) from err
+        except KeyboardInterrupt:
+            hint = ctx.meta.get(INTERRUPT_HINT)
+            click.echo(f"Interrupted. {hint}" if hint else "Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def _one_line(err: OSError | UnicodeError | MemoryError) -> str:
+    """What the system said, with the path(s) it names, on one line."""
+    if isinstance(err, MemoryError):
+        return "out of memory: lower --batch-size (train, predict), --size (train) or --workers"
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and err.strerror:
+        paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+        text = f"{' -> '.join(paths)}: {err.strerror}" if paths else err.strerror
+    return text
 
 
 @click.group(cls=LazyGroup)

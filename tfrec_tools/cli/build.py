@@ -16,6 +16,7 @@ from tfrec_tools.builder.config import (
     BuildConfig,
     ImageConfig,
 )
+from tfrec_tools.cli import INTERRUPT_HINT
 from tfrec_tools.cli.types import SIZE
 from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
 
@@ -116,13 +117,14 @@ from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
     type=click.Choice(RUNNERS),
     default="local",
     show_default=True,
-    help="local: a process pool; beam: an Apache Beam pipeline (DirectRunner, Dataflow, "
-    "Flink, Spark).",
+    help="local: a process pool; beam: an Apache Beam pipeline (DirectRunner, a Dask "
+    "cluster, Dataflow, Flink, Spark).",
 )
 @click.option(
     "--beam-option",
     multiple=True,
-    help="Beam pipeline option KEY=VALUE (repeatable), e.g. runner=DataflowRunner.",
+    help="Beam pipeline option KEY=VALUE (repeatable), e.g. runner=DaskRunner "
+    "dask_client_address=127.0.0.1:8786, or runner=DataflowRunner.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when any row was rejected.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing build of this name.")
@@ -236,6 +238,10 @@ def _build(config: BuildConfig, *, show_bar: bool):
         _print_plan(plan)
         bar.expect(plan)
 
+    click.get_current_context().meta[INTERRUPT_HINT] = (
+        f"The shards written so far stay in {config.out}; run the same command with --resume "
+        "to finish the build."
+    )
     try:
         return build(config, on_plan=on_plan, progress=bar.advance if show_bar else None)
     finally:
@@ -273,6 +279,8 @@ def _print_plan(plan) -> None:
     config = plan.config
     click.echo(f"build {config.name!r} into {config.out}; {describe_labels(plan)}")
     click.echo(f"plan: {plan.layout.reason}")
+    for warning in plan.warnings:  # a task kind decided by one cell, a fold far too big
+        click.echo(f"warning: {warning}")
 
 
 def _print_summary(report) -> None:

@@ -84,7 +84,9 @@ def predict_inputs(
     shards: tuple[str, ...], run_dir: str | None, out: str | None, tta: int
 ) -> tuple[tuple[str, ...], str, str]:
     """(shards, run folder, output CSV): the unlabeled set of a folder, the newest run under
-    ``runs/``, and ``RUN/predictions-<set>-tta<N>.csv``."""
+    ``runs/``, and ``predictions-<set>-tta<N>.csv`` in the run folder, or in --out when that
+    is a folder."""
+    from tfrec_tools import fs
     from tfrec_tools.runs import latest_run_dir
     from tfrec_tools.shard_files import is_folder, pick_set, shard_sets
 
@@ -93,4 +95,7 @@ def predict_inputs(
     if len(shards) == 1 and is_folder(shards[0]):
         chosen = pick_set(shard_sets(shards[0]), "predict", shards[0])
         shards, stem = chosen.files, f"predictions-{chosen.name}" if chosen.name else stem
-    return shards, run_dir, out or os.path.join(run_dir, f"{stem}-tta{tta}.csv")
+    name = f"{stem}-tta{tta}.csv"
+    if out and fs.isdir(out):
+        return shards, run_dir, fs.join(out, name)
+    return shards, run_dir, out or os.path.join(run_dir, name)

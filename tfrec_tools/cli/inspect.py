@@ -74,9 +74,11 @@ def _shard_groups(paths: tuple[str, ...]) -> list[tuple[str, ...]]:
     """The paths to inspect together: each shard set of a folder that holds several is
     inspected alone; everything else together, as given."""
     from tfrec_tools.shard_files import is_folder, shard_sets
+    from tfrec_tools.urls import check_url
 
     together, alone = [], []
     for path in paths:
+        check_url(path, "paths")
         sets = shard_sets(path) if is_folder(path) else []
         if len(sets) > 1:
             alone += [s.files for s in sets]
@@ -93,6 +95,7 @@ def _inspect_one(files, config, *, grid, grid_count: int, several: bool, text: b
     report = inspect_shards(files, config)
     if grid:
         grid = _suffixed(grid, _set_label(files)) if several else grid
+        _refuse_input(grid, [f.path for f in report.files] + [report.manifest_path])
         contact_sheet(grid_tiles(report, grid_count), grid)
     if text:
         click.echo(f"== {_set_label(files)} ==" if several else "", nl=several)
@@ -101,6 +104,18 @@ def _inspect_one(files, config, *, grid, grid_count: int, several: bool, text: b
             click.echo(f"contact sheet: {grid}")
         click.echo("" if several else "", nl=several)
     return {"set": _set_label(files), **report.to_json()} if several else report.to_json()
+
+
+def _refuse_input(grid: str, inputs: list[str | None]) -> None:
+    """Refuse a --grid that is one of the inspected files (as `cp` refuses a file onto itself)."""
+    from tfrec_tools import fs
+    from tfrec_tools.errors import ConfigError
+
+    for path in filter(None, inputs):
+        if fs.same_file(grid, path):
+            raise ConfigError(
+                f"--grid {grid} and the input {path} are the same file: choose another --grid"
+            )
 
 
 def _set_label(files) -> str:

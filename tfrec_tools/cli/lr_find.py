@@ -6,6 +6,7 @@ import click
 
 from tfrec_tools.cli.defaults import shard_args
 from tfrec_tools.cli.types import SIZE
+from tfrec_tools.train.config import SEED_MAX
 
 
 @click.command("lr-find")
@@ -70,7 +71,7 @@ from tfrec_tools.cli.types import SIZE
     show_default=True,
     help="none, standard, or an AugmentConfig JSON file (as train).",
 )
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=42, show_default=True)
 def lr_find_command(
     shards,
     out_dir,

@@ -17,7 +17,7 @@ from tfrec_tools.cli.schedule_options import FLAGS, model_schedule_options
 from tfrec_tools.cli.types import SIZE, AugmentType
 from tfrec_tools.read.augment import DEFAULT_AUGMENT, PRESETS
 from tfrec_tools.read.pipeline import CACHE_MODES
-from tfrec_tools.train.config import AUGMENT_ON
+from tfrec_tools.train.config import AUGMENT_ON, SEED_MAX
 from tfrec_tools.train.registry import available_models
 from tfrec_tools.train.specs import DEFAULT_THRESHOLD
 
@@ -140,7 +140,7 @@ def _loss_weights(ctx, param, values) -> tuple[tuple[str, float], ...]:
 @click.option(
     "--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True
 )
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=42, show_default=True)
 @click.option("--deterministic", is_flag=True, help="Op determinism: identical reruns.")
 @click.option("--mixed-precision", is_flag=True, help="bfloat16 on TPU, float16 on GPU.")
 @click.option("--description", default="run", show_default=True, help="Report name.")

@@ -16,10 +16,11 @@ the whole pipeline (no augmentation) 2470 vs 2390 images/s, as decoding (~0.4 ms
 dominates at 256 px, so the gain grows as images shrink. Decoding with ``map_fn`` inside the
 batched map was the slowest variant (~1.0k images/s wall vs ~1.7k per record).
 
-Errors: missing files, an empty file list, and keys a shard lacks are typed one-line errors
-raised by ``get_dataset`` itself. Only the first record of each foreign shard is checked there;
-a corrupt or truncated shard raises TensorFlow's ``DataLossError`` while iterating (nothing
-reads whole files at construction time); ``tfrec inspect`` finds those files.
+Errors: missing files, an empty file list, broken framing (a record longer than its file, a
+compressed or truncated file: ``resolve_files`` walks the frame headers, as TensorFlow would
+crash on some) and keys a shard lacks are typed one-line errors raised by ``get_dataset``
+itself. Only the first record of each foreign shard is parsed there; a corrupt record raises
+TensorFlow's ``DataLossError`` while iterating; ``tfrec inspect`` finds those files.
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ def get_dataset(
         label batch, or ``{label: ...}`` for several labels.
 
     Raises:
-        ShardError: no files, a missing file, a shard lacking a key, an unreadable first record.
+        ShardError: no files, a missing file, broken framing (see ``resolve_files``), a shard
+            lacking a key, an unreadable first record.
         ConfigError: explicit keys the shards lack; ``with_ids`` on records with no id.
     """
     paths = resolve_files(files)

@@ -13,12 +13,15 @@ from tfrec_tools.read.pipeline import CACHE_MODES
 from tfrec_tools.train.models import ModelConfig
 from tfrec_tools.train.schedules import WARMUP_KINDS, ScheduleConfig
 from tfrec_tools.train.specs import DEFAULT_THRESHOLD
+from tfrec_tools.urls import check_url
 
 # Where training images are augmented: in the tf.data pipeline on the host, or by Keras
 # layers at the start of the model (on the accelerator; no cutout).
 AUGMENT_ON = ("host", "model")
 # The settings a model's TrainingDefaults fill, as TrainConfig paths (the keys of `sources`).
 MODEL_DEFAULTS = ("batch_size", "schedule.kind", "schedule.lr_max", "schedule.warmup_epochs")
+SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed seeds NumPy, which takes 0..2**32-1
+DESCRIPTION_MAX_BYTES = 200  # it names the report file, within the usual 255-byte limit
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.shards:
             raise ConfigError("`shards` must name at least one shard file, folder or glob")
+        self._check_paths()
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"`seed` must be in 0..{SEED_MAX}. Received: seed={self.seed}")
         self._fill_model_defaults()
         self._place_augmentation()
         for name in ("batch_size", "epochs", "tta", "steps_per_execution"):
@@ -138,12 +144,34 @@ class TrainConfig:
             raise ConfigError(
                 f"`fold_weights` must be >= 0 with a positive sum. Received: {self.fold_weights}"
             )
-        if any(c in self.description for c in "/\\"):
-            raise ConfigError(f"`description` must hold no '/'. Received: {self.description!r}")
+        self._check_description()
         if not 0 < self.threshold < 1:
             raise ConfigError(
                 f"`threshold` must be in (0, 1). Received: threshold={self.threshold}"
             )
+
+    def _check_paths(self) -> None:
+        for name in ("shards", "test"):
+            for path in getattr(self, name):
+                check_url(path, name)
+        check_url(self.run_dir, "run_dir")
+        check_url(self.report_dir, "report_dir")
+        if self.model.weights != "imagenet":
+            check_url(self.model.weights, "model.weights")
+
+    def _check_description(self) -> None:
+        text = self.description
+        if (
+            0 < len(text.encode("utf-8")) <= DESCRIPTION_MAX_BYTES
+            and text.isprintable()
+            and not any(c in text for c in "/\\")
+        ):
+            return
+        shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
+        raise ConfigError(
+            f"`description` must be 1 to {DESCRIPTION_MAX_BYTES} bytes of printable characters "
+            f"without / or \\ (it names the report file). Received: description={shown}"
+        )
 
     def _check_freeze_epochs(self) -> None:
         if self.freeze_epochs < 0:

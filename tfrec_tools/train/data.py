@@ -55,6 +55,7 @@ def training_data(
 
     Raises:
         ConfigError: no labels, no image size, or fold options the shards cannot satisfy.
+        ShardError: no shards, or a file TensorFlow cannot read (see ``resolve_files``).
     """
     files = tuple(resolve_files(list(shards), role="train"))
     manifest = load_manifest(files)

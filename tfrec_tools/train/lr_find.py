@@ -34,7 +34,9 @@ from tfrec_tools import fs, naming
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.quiet import import_keras
 from tfrec_tools.read.augment import AugmentConfig, augment_config
+from tfrec_tools.train.config import SEED_MAX
 from tfrec_tools.train.models import ModelConfig
+from tfrec_tools.urls import check_url
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -90,6 +92,10 @@ class LrFindConfig:
             raise ConfigError(f"`fold` must be >= 0. Received: fold={self.fold}")
         if self.num_folds is not None and self.num_folds < 2:
             raise ConfigError(f"`num_folds` must be >= 2. Received: num_folds={self.num_folds}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"`seed` must be in 0..{SEED_MAX}. Received: seed={self.seed}")
+        for path in self.shards:
+            check_url(path, "shards")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

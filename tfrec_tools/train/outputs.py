@@ -18,6 +18,18 @@ from tfrec_tools.train.specs import HeadSpec
 from tfrec_tools.train.tta import Predictions
 
 ID_COLUMN = "image_id"
+# What a finished run leaves (another run there needs --overwrite); config.json alone, from a
+# run that failed early, does not count.
+RESULT_FILES = (
+    "model.json",
+    "oof.csv",
+    "metrics.json",
+    "history.csv",
+    "submission.csv",
+    "fold_weights.json",
+)
+# Everything `tfrec train` writes into RUN_DIR, besides the fold weights and reports/.
+RUN_FILES = (*RESULT_FILES, "config.json", "lr.png", "curves.png")
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,12 @@ def submission_frame(
             **prediction_columns(head, predictions.values[head.name], classes.get(head.name, ()))
         )
     return frame.sort_values(ID_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def is_run_file(name: str, files: Sequence[str] = RUN_FILES) -> bool:
+    """Whether a file named ``name`` in a run folder is one of ``files`` or a fold's weights
+    (``fold-K.weights.h5``)."""
+    return name in files or (name.startswith("fold-") and name.endswith(".weights.h5"))
 
 
 def write_csv(frame: pd.DataFrame, path: str) -> None:

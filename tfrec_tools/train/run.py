@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tfrec_tools import fs
+from tfrec_tools import fs, naming
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.quiet import import_keras, import_tensorflow
 from tfrec_tools.shard_files import load_manifest, resolve_files
 from tfrec_tools.train import outputs
+from tfrec_tools.train.callbacks import checkpoint_path
 from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.data import (
     TrainData,
@@ -28,15 +29,6 @@ from tfrec_tools.train.predict import ModelCard, save_card
 from tfrec_tools.train.strategy import Device, cluster_from_env, detect_device
 
 log = logging.getLogger(__name__)
-# What a finished run leaves; config.json alone (a run that failed early) does not block.
-RESULT_FILES = (
-    "model.json",
-    "oof.csv",
-    "metrics.json",
-    "history.csv",
-    "submission.csv",
-    "fold_weights.json",
-)
 
 
 @dataclass(frozen=True)
@@ -101,17 +93,19 @@ def _card(plan: Plan, results: tuple[FoldResult, ...]) -> ModelCard:
         config.augment,
         config.seed,
         data.vocabularies,
+        {str(r.fold): fs.sha256(checkpoint_path(config.run_dir, r.fold)) for r in results},
     )
 
 
 def _prepare_run_dir(config: TrainConfig) -> None:
     """Refuse a folder holding results unless --overwrite, then clear them (the chief's job:
     other workers never write there)."""
+    _check_folders(config)
     fs.makedirs(config.run_dir)
     existing = [
         name
         for name in fs.listdir(config.run_dir)
-        if name in RESULT_FILES or (name.startswith("fold-") and name.endswith(".weights.h5"))
+        if outputs.is_run_file(name, outputs.RESULT_FILES)
     ]
     if existing and not config.overwrite:
         raise ConfigError(
@@ -120,6 +114,37 @@ def _prepare_run_dir(config: TrainConfig) -> None:
         )
     for name in existing:
         fs.remove(fs.join(config.run_dir, name))
+
+
+def _check_folders(config: TrainConfig) -> None:
+    """The run folder and the report folder must be folders (or not exist yet), and the report
+    folder must not take the name of a file the run writes."""
+    if fs.exists(config.run_dir) and not fs.isdir(config.run_dir):
+        raise ConfigError(
+            f"--out {config.run_dir} is a file: the run folder must be a folder (new, or holding "
+            "an earlier run); choose another --out"
+        )
+    report_dir = config.report_dir
+    if report_dir is None:
+        return
+    if fs.exists(report_dir) and not fs.isdir(report_dir):
+        raise ConfigError(
+            f"--report-dir {report_dir} is a file: the report goes into a folder (created if "
+            "missing); choose another --report-dir"
+        )
+    path = report_dir.rstrip("/\\")
+    name = naming.base_name(path)
+    if outputs.is_run_file(name) and _same_folder(naming.folder_name(path), config.run_dir):
+        raise ConfigError(
+            f"--report-dir {report_dir} is where the run writes its {name}: choose another "
+            "--report-dir"
+        )
+
+
+def _same_folder(a: str, b: str) -> bool:
+    if fs.is_remote(a) or fs.is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 @contextmanager

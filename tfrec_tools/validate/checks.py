@@ -51,7 +51,7 @@ def check_names(report: InspectReport) -> None:
                 f"{file.path}: the name states no record count (expected '<name>-<count>.tfrec'), "
                 f"so count_data_items cannot use it; it holds {file.records} records"
             )
-        elif file.name_count != file.records:
+        elif file.name_count != file.records and not file.damaged:  # reported as such
             report.problems.append(
                 f"{file.path}: the name says {file.name_count} records, the file holds "
                 f"{file.records}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from tfrec_tools.errors import ShardError
 from tfrec_tools.quiet import import_tensorflow
 from tfrec_tools.records import feature_values, iter_examples
 from tfrec_tools.validate.report import InspectReport
@@ -17,10 +18,10 @@ def grid_tiles(report: InspectReport, count: int = 16) -> list[tuple[bytes, str]
     keys, per_file = report.keys, max(1, math.ceil(count / max(1, len(report.files))))
     tiles = []
     for file in report.files:
-        try:
-            for example in iter_examples(file.path, limit=per_file):
+        try:  # never past the records the scan could read: TensorFlow crashes on some
+            for example in iter_examples(file.path, limit=min(per_file, file.records)):
                 tiles.append(_tile(example.features.feature, keys, report))
-        except tf.errors.OpError:
+        except (tf.errors.OpError, ShardError):
             continue
     return tiles[:count]
 

@@ -9,7 +9,7 @@ from typing import Any
 from tfrec_tools.errors import ShardError
 from tfrec_tools.manifest import Manifest, read_manifest
 from tfrec_tools.record_keys import first_features, guess_key
-from tfrec_tools.records import feature_values
+from tfrec_tools.records import feature_values, iter_frames
 from tfrec_tools.schema import FOLD
 from tfrec_tools.shard_files import find_manifest, resolve_files
 from tfrec_tools.validate.checks import check_keys, check_leftovers, check_names
@@ -27,19 +27,21 @@ def inspect_shards(
         ShardError: no shard found, or the manifest given cannot be read.
     """
     config = config or InspectConfig()
-    files = resolve_files(paths)
+    files = resolve_files(paths, check=False)  # a broken file is a problem line, below
     manifest_path = config.manifest or find_manifest(files)
     manifest = read_manifest(manifest_path) if manifest_path else None
-    schema = _first_schema(files)
+    framing: list[str] = []
+    sound = {path: _sound_records(path, framing) for path in files}
+    schema = _first_schema([path for path in files if sound[path] != 0])
     keys = _resolve_keys(config, manifest, schema)
     scan = Scan(keys, manifest, config.deep)
-    reports = [scan.file(path) for path in files]
+    reports = [scan.file(path, sound[path]) for path in files]
     report = InspectReport(
         reports,
         schema,
         keys,
         manifest_path,
-        problems=scan.problems,
+        problems=framing + scan.problems,
         class_names=scan.classes,
         multi_label=scan.multi_hot,
     )
@@ -50,6 +52,19 @@ def inspect_shards(
         check_manifest(report, manifest, files)
     check_leftovers(files, report)
     return report
+
+
+def _sound_records(path: str, problems: list[str]) -> int | None:
+    """None when every frame of ``path`` is sound; else the records before the first broken
+    one (the only ones TensorFlow may read), the break noted in ``problems``."""
+    count = 0
+    try:
+        for _ in iter_frames(path):
+            count += 1
+    except ShardError as err:
+        problems.append(str(err))
+        return count
+    return None
 
 
 def _first_schema(files: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -28,6 +28,7 @@ class FileReport:
     folds: list[int] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)  # label value (tag) -> records
     image_shapes: dict[str, int] = field(default_factory=dict)  # "HxWxC" -> records (--deep)
+    damaged: bool = False  # a record could not be read: ``records`` counts those before it
 
 
 @dataclass

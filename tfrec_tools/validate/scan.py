@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from tfrec_tools import fs, naming
+from tfrec_tools.errors import ShardError
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.quiet import import_tensorflow, tf_error_text
 from tfrec_tools.records import feature_kind, feature_values, iter_examples
@@ -33,25 +34,31 @@ class Scan:
         self.group_folds: dict[Any, set] = defaultdict(set)
         self.undecodable: list[str] = []
 
-    def file(self, path: str) -> FileReport:
-        """Scan every record of ``path``; a record that cannot be read ends the file."""
+    def file(self, path: str, limit: int | None = None) -> FileReport:
+        """Scan every record of ``path`` (the first ``limit``: those before a broken frame);
+        a record that cannot be read ends the file."""
         tf = import_tensorflow()
         report = FileReport(path, naming.parse_count(path), bytes=fs.size(path))
+        report.damaged = limit is not None
         folds, labels, shapes = Counter(), Counter(), Counter()
         default_fold = self.shard_folds.get(naming.base_name(path))
         mismatched = 0
         try:
-            for example in iter_examples(path):
+            for example in iter_examples(path, limit):
                 features = example.features.feature
                 mismatched += self._differs(features)
                 fold = self._record(path, report.records, features, default_fold, labels, shapes)
                 folds[fold] += 1
                 report.records += 1
         except (tf.errors.OpError, ValueError) as err:
+            report.damaged = True
             self.problems.append(
                 f"{path}: record {report.records}: cannot be read ({_first_line(err)}); the file "
                 "is corrupted or cut short: rebuild it"
             )
+        except ShardError as err:  # a record that is not an Example
+            report.damaged = True
+            self.problems.append(str(err))
         if mismatched:
             self.problems.append(
                 f"{path}: {mismatched} records have other keys or types than the first record "

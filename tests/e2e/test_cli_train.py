@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -506,8 +507,10 @@ def free_ports(count: int) -> list[int]:
 
 @pytest.mark.slow
 def test_two_workers_train_and_only_the_chief_writes(shards, tmp_path):
-    """Two `tfrec train` processes on 127.0.0.1 under MultiWorkerMirroredStrategy."""
+    """Two `tfrec train` processes on 127.0.0.1 under MultiWorkerMirroredStrategy, with the same
+    command (one --out): each predicts its share of every fold, the chief gathers them."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    chief = tmp_path / "run"
     workers = []
     for index in range(2):
         env = {
@@ -518,7 +521,7 @@ def test_two_workers_train_and_only_the_chief_writes(shards, tmp_path):
         }
         command = [sys.executable, "-c", "from tfrec_tools.cli import main; main()", "train"]
         command += [f"{shards}/train*.tfrec", "--test", f"{shards}/test*.tfrec"]
-        command += ["--out", str(tmp_path / f"run{index}"), *FAST]
+        command += ["--out", str(chief), *FAST]
         workers.append(
             subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         )
@@ -534,9 +537,32 @@ def test_two_workers_train_and_only_the_chief_writes(shards, tmp_path):
             in output
         )
         assert "fold 1: best epoch" in output
-    chief = tmp_path / "run0"
+    # Each worker says which files it predicted: per fold, the two shares are disjoint and
+    # together every validation file of the fold and every test file.
+    shares = {
+        (int(fold), int(index)): (int(count), set(valid.split(", ")), set(test.split(", ")))
+        for index, output in enumerate(outputs)
+        for fold, worker, count, valid, test in re.findall(
+            r"fold (\d): worker (\d) of 2 predicted (\d+) validation images \(([^)]*)\) and "
+            r"\d+ test images \(([^)]*)\)",
+            output,
+        )
+        if int(worker) == index
+    }
+    assert sorted(shares) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    train_files = {p.name for p in shards.glob("train*.tfrec")}
+    test_files = {p.name for p in shards.glob("test*.tfrec")}
+    assert len(test_files) == 2
+    valid = [shares[fold, index][1] for fold in (0, 1) for index in (0, 1)]
+    assert all(valid) and sorted(f for files in valid for f in files) == sorted(train_files)
+    for fold in (0, 1):
+        assert not shares[fold, 0][2] & shares[fold, 1][2]
+        assert shares[fold, 0][2] | shares[fold, 1][2] == test_files
     oof = read_rows(chief / "oof.csv")
     assert sorted(r["image_id"] for r in oof) == sorted(f"img{i:03d}" for i in range(48))
+    for fold in (0, 1):  # the chief gathered both workers' shares of each fold
+        rows = sum(r["fold"] == str(fold) for r in oof)
+        assert rows == shares[fold, 0][0] + shares[fold, 1][0]
     assert [r["image_id"] for r in read_rows(chief / "submission.csv")] == [
         f"t{i}" for i in range(6)
     ]
@@ -547,8 +573,9 @@ def test_two_workers_train_and_only_the_chief_writes(shards, tmp_path):
         ("1", "0"),
         ("1", "1"),
     ]
-    # The workers validate together, the chief predicts alone (no TTA): the same model, so
-    # the same scores; the loss differs if each worker kept its own batch-norm statistics.
+    # The workers validate the whole fold together; each predicts its share alone (no TTA):
+    # the same model, so the OOF gathered from both shares scores as the best epoch did. The
+    # loss differs if a worker predicted with other weights or batch-norm statistics.
     per_fold = json.loads((chief / "metrics.json").read_text())["per_fold"]
     for fold in ("0", "1"):
         best = max(
@@ -557,10 +584,22 @@ def test_two_workers_train_and_only_the_chief_writes(shards, tmp_path):
         assert float(best["val_loss"]) == pytest.approx(
             per_fold[fold]["label"]["log_loss"], rel=1e-5
         )
-    for name in ("fold-0.weights.h5", "fold-1.weights.h5", "model.json", "metrics.json"):
-        assert (chief / name).exists(), name
+    # What a one-worker run writes, nothing more: the shares are gone once gathered.
+    assert sorted(p.name for p in chief.iterdir()) == [
+        "config.json",
+        "curves.png",
+        "fold-0.weights.h5",
+        "fold-1.weights.h5",
+        "fold_weights.json",
+        "history.csv",
+        "lr.png",
+        "metrics.json",
+        "model.json",
+        "oof.csv",
+        "reports",
+        "submission.csv",
+    ]
     assert next((chief / "reports").glob("*.md"))
-    assert not (tmp_path / "run1").exists(), "a worker that is not the chief wrote files"
 
 
 def test_freeze_epochs_must_leave_an_epoch_to_fine_tune(shards, tmp_path):

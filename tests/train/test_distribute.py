@@ -9,6 +9,7 @@ from tfrec_tools.train.distribute import (
     is_collective,
     validation_steps,
     worker_errors,
+    worker_index,
     worker_input,
 )
 from tfrec_tools.train.strategy import Device
@@ -32,6 +33,17 @@ class FakeStrategy:
         return [
             dataset_fn(FakeContext(i, self.workers, self.replicas)) for i in range(self.workers)
         ]
+
+
+class FakeResolver:
+    def __init__(self, spec: dict, task_type: str, task_id: int) -> None:
+        self.spec, self.task_type, self.task_id = spec, task_type, task_id
+
+    def cluster_spec(self):
+        return self
+
+    def as_dict(self) -> dict:
+        return self.spec
 
 
 def device(workers: int, replicas: int, kind: str = "CPU") -> Device:
@@ -126,3 +138,19 @@ def test_other_errors_pass_through():
         worker_errors(device(1, 1)),
     ):  # one machine: nothing to translate
         raise tf.errors.UnavailableError(None, None, "Socket closed")
+
+
+@pytest.mark.parametrize(
+    ("spec", "task", "index"),
+    [
+        ({"worker": ["a", "b", "c"]}, ("worker", 0), 0),
+        ({"worker": ["a", "b", "c"]}, ("worker", 2), 2),
+        ({"chief": ["a"], "worker": ["b", "c"]}, ("chief", 0), 0),
+        ({"chief": ["a"], "worker": ["b", "c"]}, ("worker", 1), 2),
+    ],
+)
+def test_worker_index_numbers_the_chief_first(spec, task, index):
+    workers = device(3, 3)
+    workers.strategy.cluster_resolver = FakeResolver(spec, *task)
+    assert worker_index(workers) == index
+    assert worker_index(device(1, 1)) == 0

@@ -20,10 +20,12 @@ from tfrec_tools.read.augment import PRESETS
 from tfrec_tools.train import kfold
 from tfrec_tools.train.backbones import small_cnn
 from tfrec_tools.train.config import TrainConfig
+from tfrec_tools.train.data import FoldSplit
 from tfrec_tools.train.kfold import Phase, fit_phases
 from tfrec_tools.train.models import ModelConfig
 from tfrec_tools.train.run import run_training
 from tfrec_tools.train.schedules import ScheduleConfig
+from tfrec_tools.train.strategy import Device
 
 BACKBONE = "small_cnn_backbone"
 FAST = ScheduleConfig(kind="constant", lr_max=1e-4)  # a peak of 8e-4 at batch 8, no warmup
@@ -181,3 +183,32 @@ def test_per_fold_image_sizes_in_separate_runs_blend(shards, tmp_path):
     columns = [c for c in subs[0].columns if c.startswith("label_p_")]
     blend = sum(s[columns] for s in subs) / len(subs)
     assert blend.shape == (48, 3) and np.allclose(blend.sum(axis=1), 1, atol=1e-5)
+
+
+def test_each_worker_predicts_its_share_and_hands_it_to_the_chief(monkeypatch):
+    predicted, handed, said = [], [], []
+
+    def predict(plan, model, files, *, labeled):
+        predicted.append((files, labeled))
+        return files
+
+    def exchange(device, run_dir, fold, files, mine):
+        handed.append((run_dir, fold, files, mine))
+        return {"oof": None, "test": None}
+
+    monkeypatch.setattr(kfold, "_predict", predict)
+    monkeypatch.setattr(kfold, "exchange", exchange)
+    monkeypatch.setattr(kfold, "worker_index", lambda device: 1)
+    device = Device(object(), "CPU", 2, workers=2, is_chief=False)
+    tests = ("t00-3.tfrec", "t01-4.tfrec")
+    plan = kfold.Plan(TrainConfig(("s",), "run"), None, device, 16, tests, ("val_loss", "min"), "x")
+    valid = ("v00-5.tfrec", "v01-6.tfrec", "v02-7.tfrec")
+    split = FoldSplit(2, ("a-1.tfrec",), valid)
+    assert kfold._predict_fold(plan, split, None, said.append) == (None, None)
+    assert predicted == [(("v01-6.tfrec",), True), (("t01-4.tfrec",), False)]
+    assert said == [
+        "fold 2: worker 1 of 2 predicted 6 validation images (v01-6.tfrec) and 4 test images "
+        "(t01-4.tfrec)"
+    ]
+    mine = {"oof": ("v01-6.tfrec",), "test": ("t01-4.tfrec",)}
+    assert handed == [("run", 2, {"oof": valid, "test": tests}, mine)]

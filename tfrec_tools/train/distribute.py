@@ -1,9 +1,16 @@
 """Training on several workers (MultiWorkerMirroredStrategy from ``TF_CONFIG``).
 
-Every worker runs the same ``tfrec train`` command. Each trains on its own share of the
-training shards (by file), validates on the whole fold (so every worker runs the same number
-of validation steps: collectives must stay in step, and the metrics, summed over workers,
-keep their exact value), and only the chief writes checkpoints, predictions and the report.
+Every worker runs the same ``tfrec train`` command, with the same ``--out``: a folder every
+worker reaches (a shared disk or ``gs://``). Each trains on its own share of the training
+shards (by file), and validates on the whole fold: validation steps are collective steps, so
+every worker must run as many as the others, which shares by file (of uneven sizes) would not
+give; whole, the metrics summed over workers keep their exact value, and every worker's
+callbacks (early stopping, LR plateaus) see the same numbers. After each fold, every
+worker predicts its own share of the fold's validation files and of the test files (by file,
+on a single-device copy of the best weights: no collective ops, so uneven shares are fine),
+and the chief gathers the shares (``shares.py``). Only the chief writes checkpoints, results
+and the report into the run folder; the others write there only their shares, and keep their
+checkpoints in a local scratch folder.
 
 Keras 3.15 cannot run ``fit`` under MultiWorkerMirroredStrategy as shipped
 (keras-team/keras#20585); ``adapt_model`` works around its two failures, and the two-worker
@@ -65,6 +72,16 @@ def check_worker_shares(
                 f"({min(shares)} to {max(shares)}), so the smaller shares are seen more often: "
                 "use a shard count that divides evenly between the workers"
             )
+
+
+def worker_index(device: Device) -> int:
+    """This worker's place among the workers, as the strategy numbers input pipelines: 0 on
+    the chief (and on one worker), then the ``worker`` tasks in order."""
+    if not is_collective(device):
+        return 0
+    resolver = device.strategy.cluster_resolver
+    chiefs = len(resolver.cluster_spec().as_dict().get("chief", []))
+    return 0 if resolver.task_type == "chief" else chiefs + resolver.task_id
 
 
 def worker_input(
@@ -203,8 +220,9 @@ def worker_errors(device: Device) -> Iterator[None]:
 
 
 def wait_for_workers(device: Device) -> None:
-    """Block until every worker gets here (a one-number all-reduce): the chief predicts and
-    writes alone, and a worker that quit meanwhile would look like a failure to it."""
+    """Block until every worker gets here (a one-number all-reduce): after each fold, so the
+    chief reads the shares once all are written; at the end, as a worker that quit while the
+    chief writes the report would look like a failure to it."""
     if not is_collective(device):
         return
     tf = import_tensorflow()

@@ -1,5 +1,6 @@
 """The K-fold loop: for each fold, train on the other folds' shards, validate on its own,
-keep the best epoch, then predict the fold (out-of-fold) and the test shards with TTA."""
+keep the best epoch, then predict the fold (out-of-fold) and the test shards with TTA (on
+several workers, each predicts its share and the chief gathers them)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ from tfrec_tools.train.distribute import (
     is_collective,
     validation_steps,
     worker_callbacks,
+    worker_index,
     worker_input,
 )
 from tfrec_tools.train.heads import monitor_for
 from tfrec_tools.train.models import build_model, compile_model, freeze_backbone
 from tfrec_tools.train.schedules import initial_lr
+from tfrec_tools.train.shares import exchange, share_of
 from tfrec_tools.train.strategy import Device
 from tfrec_tools.train.tta import Predictions, predict_tta
 
@@ -100,8 +103,8 @@ def make_plan(
 
 
 def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
-    """Train one fold; the chief (every run on one machine) then predicts it and the test
-    shards. Other workers of a multi-worker run return no predictions."""
+    """Train one fold, then predict it and the test shards with its best weights. On several
+    workers each predicts its share and the chief gathers them; the others return None."""
     config, data, device = plan.config, plan.data, plan.device
     steps = _steps_per_epoch(plan, split)
     say(
@@ -114,15 +117,10 @@ def run_fold(plan: Plan, split: FoldSplit, say: Say) -> FoldResult:
         lr = initial_lr(config.schedule, global_batch=plan.global_batch)
         _compile(plan, model, phases[0], learning_rate=lr)
     adapt_model(model, device)
-    oof = test = None
     with _shard_errors(split):
         history = _fit(plan, split, model, steps, phases)
         best = _best_epoch(history, plan.monitor)
-        if device.is_chief:
-            model = _best_model(plan, split.fold, model)
-            oof = _predict(plan, model, split.valid, labeled=True)
-            if plan.test_files:
-                test = _predict(plan, model, plan.test_files, labeled=False)
+        oof, test = _predict_fold(plan, split, _best_model(plan, split.fold, model), say)
     say(
         f"fold {split.fold}: best epoch {best + 1} of {len(history['loss'])} "
         f"({plan.monitor[0]} {history[plan.monitor[0]][best]:.4f})"
@@ -190,9 +188,41 @@ def _fit(
     return history
 
 
+def _predict_fold(
+    plan: Plan, split: FoldSplit, model, say: Say
+) -> tuple[Predictions | None, Predictions | None]:
+    """Out-of-fold and test predictions: every file on one worker; on several, this worker's
+    share of the files (see ``shares.py``), gathered by the chief, None on the others."""
+    device = plan.device
+    index, workers = worker_index(device), device.workers if is_collective(device) else 1
+    files = {"oof": split.valid, "test": plan.test_files}
+    mine = {kind: share_of(files[kind], index, workers) for kind in files}
+    predicted = {
+        kind: _predict(plan, model, mine[kind], labeled=kind == "oof") if mine[kind] else None
+        for kind in files
+    }
+    if workers > 1:
+        say(
+            f"fold {split.fold}: worker {index} of {workers} predicted "
+            f"{_count(mine['oof'])} validation images ({_names(mine['oof'])}) and "
+            f"{_count(mine['test'])} test images ({_names(mine['test'])})"
+        )
+        predicted = exchange(device, plan.config.run_dir, split.fold, files, predicted)
+    return predicted["oof"], predicted["test"]
+
+
+def _count(files: tuple[str, ...]) -> int:
+    return naming.count_data_items(files) if files else 0
+
+
+def _names(files: tuple[str, ...]) -> str:
+    return ", ".join(naming.base_name(f) for f in files) or "none"
+
+
 def _best_model(plan: Plan, fold: int, model):
-    """The best epoch's weights (the checkpoint), in ``model``; on several workers in a plain
-    copy, so that predicting on the chief alone runs no collective ops."""
+    """The best epoch's weights (this worker's checkpoint), in ``model``; on several workers
+    in a plain copy, so that predicting runs no collective ops. Every worker's checkpoint
+    holds the same weights: gradients are all-reduced, batch-norm statistics averaged."""
     if is_collective(plan.device):
         model = build_model(
             replace(plan.config.model, weights=None), plan.data.inputs, plan.data.heads
@@ -201,7 +231,7 @@ def _best_model(plan: Plan, fold: int, model):
         # After --freeze-epochs the best epoch may be a frozen one, saved with the smaller
         # optimizer of that phase; predicting needs the model's weights only.
         warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-        model.load_weights(checkpoint_path(plan.config.run_dir, fold))
+        model.load_weights(checkpoint_path(plan.callback_dir, fold))
     return model
 
 

@@ -13,7 +13,7 @@ from tfrec_tools import fs, naming
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.quiet import import_keras, import_tensorflow
 from tfrec_tools.shard_files import load_manifest, resolve_files
-from tfrec_tools.train import outputs
+from tfrec_tools.train import outputs, shares
 from tfrec_tools.train.callbacks import checkpoint_path
 from tfrec_tools.train.config import TrainConfig
 from tfrec_tools.train.data import (
@@ -74,7 +74,10 @@ def run_training(config: TrainConfig, say: Callable[[str], None] = log.info) -> 
     with worker_errors(device), _callback_dir(config, device) as callback_dir:
         plan = make_plan(config, data, device, test_files, callback_dir)
         results = tuple(run_fold(plan, split, say) for split in splits)
-        result = _finish(plan, results, say) if device.is_chief else None
+        result = None
+        if device.is_chief:
+            shares.clear(config.run_dir)
+            result = _finish(plan, results, say)
         wait_for_workers(device)
     if result is None:
         say("done: the chief writes the predictions and the report")
@@ -98,8 +101,8 @@ def _card(plan: Plan, results: tuple[FoldResult, ...]) -> ModelCard:
 
 
 def _prepare_run_dir(config: TrainConfig) -> None:
-    """Refuse a folder holding results unless --overwrite, then clear them (the chief's job:
-    other workers never write there)."""
+    """Refuse a folder holding results unless --overwrite, then clear them and any workers'
+    prediction shares left by a failed run (the chief's job, before any worker can write)."""
     _check_folders(config)
     fs.makedirs(config.run_dir)
     existing = [
@@ -114,6 +117,7 @@ def _prepare_run_dir(config: TrainConfig) -> None:
         )
     for name in existing:
         fs.remove(fs.join(config.run_dir, name))
+    shares.clear(config.run_dir)  # a failed run's: its workers' shares must not be gathered
 
 
 def _check_folders(config: TrainConfig) -> None:

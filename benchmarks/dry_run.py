@@ -9,6 +9,10 @@ timed against ours by benchmarks/plan.py; on this size it did not finish in 15 m
 
     .venv/bin/python benchmarks/dry_run.py                 # 500k rows, 150k groups, 128 x 4
     .venv/bin/python benchmarks/dry_run.py --rows 50000 --groups 15000
+    .venv/bin/python benchmarks/dry_run.py --rows 1000000 --groups 300000 --shards 256 --breakdown
+
+``--breakdown`` then runs the steps once more, one by one in this process, and prints the
+resident memory after each (what holds the peak).
 """
 
 from __future__ import annotations
@@ -42,12 +46,43 @@ def make_inputs(rows: int, groups: int) -> tuple[Path, Path]:
     return images, table
 
 
+def rss_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def breakdown(images: Path, table_path: Path, shards: int, folds: int) -> None:
+    """Resident memory after each planning step, run in this process."""
+    from tfrec_tools.builder.config import BuildConfig
+    from tfrec_tools.builder.plan import make_plan
+    from tfrec_tools.builder.table import read_table
+    from tfrec_tools.builder.walk import walk_images
+
+    print(f"  interpreter + build imports: {rss_mib():,.0f} MiB")
+    table = read_table(str(table_path))
+    print(f"  + the CSV as a table: {rss_mib():,.0f} MiB")
+    walk = walk_images(str(images))
+    print(f"  + the file list ({len(walk.files):,} paths): {rss_mib():,.0f} MiB")
+    config = BuildConfig(
+        images=str(images),
+        labels_csv=str(table_path),
+        group_col="patient_id",
+        shards=shards,
+        folds=folds,
+    )
+    plan = make_plan(config, walk.files, table, None, {}, walk.skipped)
+    print(f"  + the plan ({len(plan.shards)} shards): {rss_mib():,.0f} MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  peak of these steps: {peak:,.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--groups", type=int, default=150_000)
     parser.add_argument("--shards", type=int, default=128)
     parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--breakdown", action="store_true", help="memory after each step")
     args = parser.parse_args()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     started = time.perf_counter()
@@ -68,6 +103,9 @@ def main() -> None:
         f"dry run: {elapsed:.1f} s wall for {args.rows:,} rows "
         f"({args.rows / elapsed:,.0f} rows/s), peak RSS {peak_mib:,.0f} MiB"
     )
+    if args.breakdown:
+        print("memory, step by step:")
+        breakdown(images, table, args.shards, args.folds)
 
 
 if __name__ == "__main__":

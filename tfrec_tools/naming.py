@@ -17,6 +17,7 @@ from tfrec_tools.errors import ShardError
 SHARD_SUFFIX = ".tfrec"
 PARTIAL_SUFFIX = ".tfrec.partial"
 TEMP_SUFFIX = ".partial"
+INDEX_SUFFIX = ".idx"  # a shard's record index: "offset length" per line (DALI, `tfrecord`)
 REJECTED_SUFFIX = ".rejected.csv"
 UNMATCHED_SUFFIX = ".unmatched.txt"
 STATE_SUFFIX = ".build"
@@ -49,6 +50,12 @@ def shard_stem(name: str, index: int, num_shards: int) -> str:
 def shard_name(name: str, index: int, num_shards: int, count: int) -> str:
     """The final file name of a complete shard holding ``count`` records."""
     return f"{shard_stem(name, index, num_shards)}-{count}{SHARD_SUFFIX}"
+
+
+def index_name(shard: str) -> str:
+    """``train07-1233.tfrec.idx``: the record index beside the shard ``train07-1233.tfrec``
+    (a path in, a path out): one line per record, its frame's byte offset and length."""
+    return f"{shard}{INDEX_SUFFIX}"
 
 
 def partial_name(name: str, index: int, num_shards: int, *, pid: int) -> str:

@@ -287,3 +287,54 @@ def test_a_file_tensorflow_would_segfault_on_is_exit_1_with_a_problem_line(tmp_p
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert f"  - {path}: record 0 (byte 0) claims 1152921504606846976 bytes" in result.stdout
+
+
+# --- record index files ------------------------------------------------------------------
+
+
+def test_a_wrong_index_is_a_problem_naming_it_and_its_first_wrong_line(shards):
+    path = first_shard(shards)
+    index = Path(f"{path}.idx")
+    lines = index.read_text().splitlines()
+    offset, length = lines[2].split()
+    lines[2] = f"{offset} {int(length) + 1}"
+    index.write_text("\n".join(lines) + "\n")
+    result = inspect(shards)
+    assert result.exit_code == 1
+    assert (
+        f"  - {index}: line 3 says '{offset} {int(length) + 1}', but record 2 of {path} is at "
+        f"byte {offset}, {length} bytes long: the index does not match its shard; write it "
+        f"again with `tfrec index --overwrite {path}`"
+    ) in result.output
+
+
+def test_an_index_the_manifest_lists_that_is_missing_is_a_problem(shards):
+    path = first_shard(shards)
+    Path(f"{path}.idx").unlink()
+    report = inspect_shards(str(shards))
+    assert report.problems == [
+        f"{path}.idx: listed in {shards / 'train.manifest.json'} but missing; write it with "
+        f"`tfrec index {path}`"
+    ]
+
+
+def test_foreign_shards_without_indexes_get_a_note_not_a_problem(tmp_path):
+    from tfrec_tools.index import ensure_index
+
+    for f in range(2):
+        write_foreign_shard(tmp_path / f"x{f}-2.tfrec", [{"id": f"{f}a"}, {"id": f"{f}b"}])
+    report = inspect_shards(str(tmp_path))
+    assert report.ok, report.problems
+    note = (
+        "2 of 2 files have no record index (FILE.idx, which DALI and the tfrecord package "
+        "read); `tfrec index` writes them"
+    )
+    assert note in report.notes
+    ensure_index(str(tmp_path / "x0-2.tfrec"))
+    ensure_index(str(tmp_path / "x1-2.tfrec"))
+    report = inspect_shards(str(tmp_path))
+    assert report.ok and not any("record index" in n for n in report.notes)
+
+
+def test_a_clean_build_has_no_index_note(shards):
+    assert not any("record index" in n for n in inspect_shards(str(shards)).notes)

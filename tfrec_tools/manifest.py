@@ -1,5 +1,6 @@
 """The manifest: the JSON sidecar ``{name}.manifest.json`` that describes a set of shards
-(schema, classes, vocabularies, folds, and per shard its count, fold, histogram and sha256)."""
+(schema, classes, vocabularies, folds, and per shard its count, fold, histogram and sha256,
+and its record index file and that file's sha256)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class ShardEntry:
     bytes: int
     sha256: str
     label_histogram: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the shard's record index (``naming.index_name``) and its sha256; None in manifests
+    # written before builds wrote indexes
+    index_file: str | None = None
+    index_sha256: str | None = None
 
 
 @dataclass(frozen=True)

@@ -64,11 +64,14 @@ def frame(record: bytes) -> bytes:
 
 
 class RecordWriter:
-    """Writes framed records to a local path or a ``gs://`` URL."""
+    """Writes framed records to a local path or a ``gs://`` URL. ``spans`` holds each
+    frame's (byte offset, length) as written: the record index, known without reading back."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.spans: list[tuple[int, int]] = []
         self._handle: BinaryIO | None = None
+        self._end = 0
 
     def __enter__(self) -> RecordWriter:
         self._handle = fs.open_write(self.path)
@@ -76,7 +79,10 @@ class RecordWriter:
 
     def write(self, record: bytes) -> None:
         assert self._handle is not None
-        self._handle.write(frame(record))
+        framed = frame(record)
+        self._handle.write(framed)
+        self.spans.append((self._end, len(framed)))
+        self._end += len(framed)
 
     def __exit__(self, *exc_info) -> None:
         assert self._handle is not None

@@ -61,14 +61,17 @@ def test_unknown_runner_stops_the_build_with_a_config_error(dataset, tmp_path):
 
 def test_a_dead_attempt_leaves_no_partial_shard(dataset, tmp_path, monkeypatch):
     """A runner writes a shard again when the worker writing it dies: the dead attempt's
-    partial file, named after its process, must not outlive the build."""
+    partial file and index temporary, named after its process, must not outlive the build."""
     pytest.importorskip("apache_beam")
     build(config_for(dataset, tmp_path / "local", workers=1))
 
     def write_after_a_dead_attempt(spec, job):
         dead = naming.partial_name(job.name, spec.index, job.num_shards, pid=999999)
         (Path(job.out) / dead).write_bytes(b"half a shard")
-        return write_shard(spec, job)
+        result = write_shard(spec, job)  # the dead attempt died between index and shard:
+        index = naming.index_name(str(Path(job.out) / result.entry.file))
+        Path(naming.temp_name(index, 999999)).write_bytes(b"0 12\n")
+        return result
 
     monkeypatch.setattr(beam_module, "write_shard", write_after_a_dead_attempt)
     options = ("runner=DirectRunner",)  # in this process, so the patch holds

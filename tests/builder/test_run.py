@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tfrec_tools.builder import images as images_module
 from tfrec_tools.builder.config import BuildConfig, ImageConfig
 from tfrec_tools.builder.run import build
 from tfrec_tools.errors import ConfigError
+from tfrec_tools.index import index_problem
 from tfrec_tools.manifest import read_manifest
 
 
@@ -94,6 +96,10 @@ def test_manifest_matches_files(dataset, tmp_path):
         assert entry.bytes == len(data)
         assert entry.sha256 == hashlib.sha256(data).hexdigest()
         assert sum(entry.label_histogram["label"].values()) == entry.count
+        index = (tmp_path / "out" / entry.file).with_name(naming.index_name(entry.file))
+        assert entry.index_file == index.name
+        assert entry.index_sha256 == hashlib.sha256(index.read_bytes()).hexdigest()
+        assert index_problem(str(tmp_path / "out" / entry.file)) is None
     assert manifest.schema.names == (
         "image",
         "image_id",
@@ -494,3 +500,94 @@ def test_overwrite_removes_what_dead_processes_left(dataset, tmp_path):
     (out / ".train.lock").write_text("99999\n")  # a killed build's lock: the kernel freed it
     build(config_for(dataset, out, existing="overwrite"))
     assert not list(out.glob("*.partial")) and not (out / ".train.lock").exists()
+
+
+# --- record index files ------------------------------------------------------------------
+
+
+def index_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.idx"))
+
+
+def test_two_builds_write_the_same_index_bytes(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "one"))
+    build(config_for(dataset, tmp_path / "two"))
+    one = {n: (tmp_path / "one" / n).read_bytes() for n in index_files(tmp_path / "one")}
+    assert len(one) == 4 and all(one.values())
+    assert one == {n: (tmp_path / "two" / n).read_bytes() for n in index_files(tmp_path / "two")}
+
+
+def test_resume_rewrites_the_pair_when_an_index_was_damaged_or_deleted(
+    dataset, tmp_path, monkeypatch, caplog
+):
+    build(config_for(dataset, tmp_path / "clean", shards=6))
+    crash_after(monkeypatch, 30)  # shards 0, 1 and 2 are finished
+    with pytest.raises(KeyboardInterrupt):
+        build(config_for(dataset, tmp_path / "out", shards=6))
+    monkeypatch.undo()
+    done = shard_files(tmp_path / "out")
+    Path(naming.index_name(done[0])).unlink()
+    damaged = Path(naming.index_name(done[1]))
+    damaged.write_bytes(damaged.read_bytes().replace(b" ", b"  ", 1))
+    with caplog.at_level("WARNING"):
+        report = build(config_for(dataset, tmp_path / "out", shards=6, existing="resume"))
+    assert report.reused_shards == 1
+    assert digests(tmp_path / "out") == digests(tmp_path / "clean")
+    redone = [r.getMessage() for r in caplog.records if "writing it again" in r.getMessage()]
+    assert redone == [
+        f"{done[0]}: its index {Path(done[0]).name}.idx is missing; writing it again",
+        f"{done[1]}: its index {damaged.name} differs from the one recorded when it was "
+        "written; writing it again",
+    ]
+
+
+def test_resume_of_a_finished_build_with_a_damaged_index_is_refused(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "out"))
+    shard = shard_files(tmp_path / "out")[1]
+    Path(naming.index_name(shard)).write_bytes(b"0 1\n")
+    with pytest.raises(ConfigError, match=rf"{Path(shard).name}: its index .*--overwrite"):
+        build(config_for(dataset, tmp_path / "out", existing="resume"))
+
+
+def test_an_index_renamed_before_a_kill_took_its_shard_is_removed_on_resume(
+    dataset, tmp_path, monkeypatch
+):
+    build(config_for(dataset, tmp_path / "clean"))
+    crash_after(monkeypatch, 30)
+    with pytest.raises(KeyboardInterrupt):
+        build(config_for(dataset, tmp_path / "out"))
+    monkeypatch.undo()
+    (tmp_path / "out" / "train03-12.tfrec.idx").write_bytes(b"0 5\n")  # killed before the rename
+    (tmp_path / "out" / "train03-12.tfrec.idx.99999.partial").write_bytes(b"0")
+    build(config_for(dataset, tmp_path / "out", existing="resume"))
+    assert digests(tmp_path / "out") == digests(tmp_path / "clean")
+
+
+def test_overwrite_removes_the_indexes_of_the_old_build(dataset, tmp_path):
+    build(config_for(dataset, tmp_path / "out"))
+    build(config_for(dataset, tmp_path / "out", shards=2, existing="overwrite"))
+    assert index_files(tmp_path / "out") == [
+        naming.index_name(Path(p).name) for p in shard_files(tmp_path / "out")
+    ]
+    assert len(index_files(tmp_path / "out")) == 2
+
+
+def test_a_stray_index_named_like_a_shard_of_the_build_is_refused(dataset, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train00-12.tfrec.idx").write_bytes(b"0 5\n")
+    with pytest.raises(ConfigError, match="train00-12.tfrec.idx: named like .*move it away"):
+        build(config_for(dataset, out))
+
+
+def test_a_manifest_from_before_index_files_still_loads_and_resumes(dataset, tmp_path):
+    report = build(config_for(dataset, tmp_path / "out"))
+    path = Path(report.manifest_path)
+    data = json.loads(path.read_text())
+    for shard in data["shards"]:
+        del shard["index_file"], shard["index_sha256"]
+    path.write_text(json.dumps(data))
+    for index in (tmp_path / "out").glob("*.idx"):
+        index.unlink()
+    assert read_manifest(str(path)).shards[0].index_file is None
+    build(config_for(dataset, tmp_path / "out", existing="resume"))  # nothing to redo

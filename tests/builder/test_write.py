@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ from tfrec_tools.builder.plan import ShardSpec
 from tfrec_tools.builder.rows import RowSpec
 from tfrec_tools.builder.write import ShardJob, write_shard
 from tfrec_tools.errors import ResourceError
+from tfrec_tools.index import index_bytes, shard_spans
 from tfrec_tools.schema import build_schema
 
 
@@ -113,4 +115,42 @@ def test_the_shard_is_on_disk_before_its_name_says_it_is_complete(tmp_path, monk
     )
     write_shard(spec_for(make_image(tmp_path / "good.jpg")), job_for(tmp_path / "out"))
     partial = f"train00.{os.getpid()}.tfrec.partial"
-    assert events[:3] == [("sync", partial), ("rename", partial), ("sync", "out")]
+    index = f"train00-1.tfrec.idx.{os.getpid()}.partial"
+    # the index is in place first: a shard's final name never exists without its index
+    assert events == [
+        ("sync", partial),
+        ("sync", index),
+        ("rename", index),
+        ("sync", "out"),
+        ("rename", partial),
+        ("sync", "out"),
+    ]
+
+
+def test_the_index_lists_every_frame_and_the_entry_its_sha256(tmp_path):
+    images = [make_image(tmp_path / f"{i}.jpg", seed=i) for i in range(3)]
+    result = write_shard(spec_for(*images), job_for(tmp_path / "out"))
+    shard = tmp_path / "out" / "train00-3.tfrec"
+    index = tmp_path / "out" / "train00-3.tfrec.idx"
+    assert index.read_bytes() == index_bytes(shard_spans(str(shard)))
+    assert result.entry.index_file == "train00-3.tfrec.idx"
+    assert result.entry.index_sha256 == hashlib.sha256(index.read_bytes()).hexdigest()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [shard.name, index.name]
+
+
+def test_a_shard_without_records_gets_an_empty_index(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a picture")
+    result = write_shard(spec_for(bad), job_for(tmp_path / "out"))
+    assert result.entry.count == 0
+    assert (tmp_path / "out" / "train00-0.tfrec.idx").read_bytes() == b""
+
+
+def test_a_full_disk_while_writing_the_index_leaves_nothing(tmp_path, monkeypatch):
+    def full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    monkeypatch.setattr(fs, "write_bytes_atomic", full)
+    with pytest.raises(ResourceError, match="train00-1.tfrec.idx: No space left"):
+        write_shard(spec_for(make_image(tmp_path / "good.jpg")), job_for(tmp_path / "out"))
+    assert not list((tmp_path / "out").iterdir())

@@ -156,9 +156,15 @@ def _close_client(result) -> None:
 
 def _remove_partials(job: ShardJob) -> None:
     """A runner writes a shard again when the worker writing it dies (measured: a Dask worker
-    killed mid-build); the dead attempt's partial file, named after its process, goes."""
+    killed mid-build); the dead attempt's partial file and index temporary, named after its
+    process, go."""
+    from tfrec_tools.builder.output import indexed_shard
+
     for entry in fs.listdir(job.out):
-        if naming.is_partial_of(entry, job.name):
+        shard = indexed_shard(entry)
+        index_temp = shard and entry != naming.index_name(shard)
+        ours = shard and (naming.parse_shard_name(shard) or ("",))[0] == job.name
+        if naming.is_partial_of(entry, job.name) or (index_temp and ours):
             fs.remove(fs.join(job.out, entry))
 
 

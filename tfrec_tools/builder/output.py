@@ -3,8 +3,9 @@ its shards that it never wrote, outputs that are its inputs), and whether the sh
 interrupted run left are still the ones it recorded.
 
 A build of name N owns: the shards its manifest lists, the shards its state folder records
-or plans, its partial shards, its side files (manifest, rejected list, unmatched list, state
-folder) and their temporaries. ``--overwrite`` deletes those and nothing else.
+or plans, and each such shard's record index (``.idx``) and its temporaries; its partial
+shards, its side files (manifest, rejected list, unmatched list, state folder) and their
+temporaries. ``--overwrite`` deletes those and nothing else. A shard's index goes with it.
 """
 
 from __future__ import annotations
@@ -66,26 +67,45 @@ def refuse_existing(config: BuildConfig) -> None:
 
 
 def remove(paths: list[str]) -> None:
+    """Remove files and folders; a shard's record index with the shard."""
     for path in paths:
         (fs.rmtree if fs.isdir(path) else fs.remove)(path)
+        index = naming.index_name(path)
+        if path.endswith(naming.SHARD_SUFFIX) and fs.exists(index):
+            fs.remove(index)
 
 
 def _survey(config: BuildConfig) -> tuple[list[str], list[str]]:
-    """(the files of this build in ``out``, the shard-like files of its name nothing lists)."""
+    """(the files of this build in ``out``, the shard-like files of its name nothing lists).
+    The index of a shard that is there is left out: it goes with its shard (``remove``)."""
     name = config.name
     side = {naming.rejected_name(name), naming.unmatched_name(name), naming.state_dir_name(name)}
     side.add(naming.base_name(manifest_path(config.out, name)))
     listed = _listed_shards(config)
-    ours, unknown = [], []
-    for entry in fs.listdir(config.out):
-        parsed = naming.parse_shard_name(entry)
+    entries = fs.listdir(config.out)
+    present, ours, unknown = set(entries), [], []
+    for entry in entries:
+        shard = indexed_shard(entry)
+        if shard in present and entry == naming.index_name(shard):
+            continue
+        parsed = naming.parse_shard_name(shard or entry)
         shard_like = parsed is not None and parsed[0] == name
         own_side = entry in side or any(naming.is_temp_of(entry, s) for s in side)
-        if own_side or naming.is_partial_of(entry, name) or (shard_like and listed(entry)):
+        if own_side or naming.is_partial_of(entry, name) or (shard_like and listed(shard or entry)):
             ours.append(fs.join(config.out, entry))
         elif shard_like:
             unknown.append(fs.join(config.out, entry))
     return ours, unknown
+
+
+def indexed_shard(entry: str) -> str | None:
+    """The shard name whose record index (or a temporary of it) ``entry`` is, else None."""
+    suffix = naming.SHARD_SUFFIX + naming.INDEX_SUFFIX
+    head, found, _ = entry.partition(suffix)
+    index = head + suffix
+    if found and (entry == index or naming.is_temp_of(entry, index)):
+        return head + naming.SHARD_SUFFIX
+    return None
 
 
 def _listed_shards(config: BuildConfig):
@@ -146,7 +166,8 @@ def verified(out: str, done: dict[int, ShardResult]) -> dict[int, ShardResult]:
 
 
 def shard_problem(out: str, entry: ShardEntry) -> str | None:
-    """How the shard file of ``entry`` differs from its record (size, then sha256), or None."""
+    """How the shard file of ``entry`` differs from its record (size, then sha256), or its
+    record index does (an entry from before indexes records none), or None."""
     path = fs.join(out, entry.file)
     if not fs.exists(path):
         return "missing"
@@ -155,4 +176,9 @@ def shard_problem(out: str, entry: ShardEntry) -> str | None:
         return f"{size} bytes where {entry.bytes} were written"
     if fs.sha256(path) != entry.sha256:
         return "its sha256 differs from the one recorded when it was written"
+    index = fs.join(out, entry.index_file) if entry.index_file else None
+    if index and not fs.exists(index):
+        return f"its index {entry.index_file} is missing"
+    if index and fs.sha256(index) != entry.index_sha256:
+        return f"its index {entry.index_file} differs from the one recorded when it was written"
     return None

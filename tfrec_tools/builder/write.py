@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import multiprocessing
 import os
@@ -22,6 +23,7 @@ from tfrec_tools.builder.images import ImageError, StoredImage, prepare_image, r
 from tfrec_tools.builder.plan import ShardSpec
 from tfrec_tools.builder.rows import Rejection, RowSpec
 from tfrec_tools.errors import ResourceError
+from tfrec_tools.index import index_bytes
 from tfrec_tools.manifest import ShardEntry
 from tfrec_tools.records import RecordWriter, encode_example
 from tfrec_tools.schema import (
@@ -84,24 +86,28 @@ def load_results(state: str) -> dict[int, ShardResult]:
 
 
 def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: None) -> ShardResult:
-    """Write one shard; rows whose image cannot be stored become rejections.
+    """Write one shard and its record index; rows whose image cannot be stored become
+    rejections.
 
     Raises:
         ResourceError: out of memory or disk space, or a read-only output (no row's fault).
     """
     pid = os.getpid()
     partial = fs.join(job.out, naming.partial_name(job.name, spec.index, job.num_shards, pid=pid))
+    index = None
     try:
-        rejected, histograms, count = _write_records(partial, spec, job, progress)
+        with RecordWriter(partial) as writer:
+            rejected, histograms, count = _write_records(writer, spec, job, progress)
         final = fs.join(job.out, naming.shard_name(job.name, spec.index, job.num_shards, count))
         fs.sync(partial)  # the records are on disk before the name says the shard is complete
+        index, index_data = naming.index_name(final), index_bytes(writer.spans)
+        fs.write_bytes_atomic(index, index_data)  # in place first: no shard without its index
         fs.rename(partial, final)
         fs.sync(job.out)
     except OSError as err:
         if err.errno not in MACHINE_ERRNOS:
             raise
-        with contextlib.suppress(OSError):  # give back the space it took
-            fs.remove(partial)
+        _give_back(partial, index)
         raise ResourceError(
             f"{err.filename or partial}: {err.strerror}; make room (or write elsewhere), then "
             "finish the build with --resume"
@@ -114,36 +120,45 @@ def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: N
         fs.size(final),
         fs.sha256(final),
         _named_histograms(job.labels, histograms),
+        index_file=naming.base_name(index),
+        index_sha256=hashlib.sha256(index_data).hexdigest(),
     )
     return ShardResult(entry, tuple(rejected))
 
 
-def _write_records(partial: str, spec: ShardSpec, job: ShardJob, progress: Progress):
-    """The records of ``spec`` in ``partial``: (rejections, label histograms, count)."""
+def _give_back(partial: str, index: str | None) -> None:
+    """Remove what a shard that could not be finished took (its index only while the shard
+    has not taken its final name: a shard never stays without its index)."""
+    with contextlib.suppress(OSError):
+        if index and fs.exists(partial):
+            fs.remove(index)
+    with contextlib.suppress(OSError):
+        fs.remove(partial)
+
+
+def _write_records(writer: RecordWriter, spec: ShardSpec, job: ShardJob, progress: Progress):
+    """The records of ``spec`` through ``writer``: (rejections, label histograms, count)."""
     rejected, histograms, count = [], [Counter() for _ in job.labels], 0
-    with RecordWriter(partial) as writer:
-        for done, row in enumerate(spec.rows, start=1):
-            try:
-                stored = prepare_image(read_image(row.path, job.image), job.image)
-            except ImageError as err:
-                rejected.append(Rejection(row.row, row.image_id, row.path, err.reason, err.detail))
-            except MemoryError:
-                raise ResourceError(
-                    f"{row.path}: out of memory while preparing this image; pass fewer "
-                    "--workers or a smaller --max-pixels, then finish the build with --resume"
-                ) from None
-            except OSError as err:
-                if err.errno in MACHINE_ERRNOS:
-                    raise
-                rejected.append(
-                    Rejection(row.row, row.image_id, row.path, "unreadable file", str(err))
-                )
-            else:
-                writer.write(_example(job, spec, row, stored))
-                _count_labels(histograms, job.labels, row.values)
-                count += 1
-            if done % _PROGRESS_EVERY == 0 or done == len(spec.rows):
-                progress(done % _PROGRESS_EVERY or _PROGRESS_EVERY)
+    for done, row in enumerate(spec.rows, start=1):
+        try:
+            stored = prepare_image(read_image(row.path, job.image), job.image)
+        except ImageError as err:
+            rejected.append(Rejection(row.row, row.image_id, row.path, err.reason, err.detail))
+        except MemoryError:
+            raise ResourceError(
+                f"{row.path}: out of memory while preparing this image; pass fewer "
+                "--workers or a smaller --max-pixels, then finish the build with --resume"
+            ) from None
+        except OSError as err:
+            if err.errno in MACHINE_ERRNOS:
+                raise
+            rejected.append(Rejection(row.row, row.image_id, row.path, "unreadable file", str(err)))
+        else:
+            writer.write(_example(job, spec, row, stored))
+            _count_labels(histograms, job.labels, row.values)
+            count += 1
+        if done % _PROGRESS_EVERY == 0 or done == len(spec.rows):
+            progress(done % _PROGRESS_EVERY or _PROGRESS_EVERY)
     return rejected, histograms, count
 
 

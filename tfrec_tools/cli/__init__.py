@@ -15,7 +15,10 @@ from tfrec_tools.errors import TfrecError
 COMMANDS = {
     "augment-preview": "tfrec_tools.cli.augment_preview:augment_preview_command",
     "build": "tfrec_tools.cli.build:build_command",
+    "diff": "tfrec_tools.cli.diff:diff_command",
+    "index": "tfrec_tools.cli.index:index_command",
     "inspect": "tfrec_tools.cli.inspect:inspect_command",
+    "kaggle-metadata": "tfrec_tools.cli.kaggle:kaggle_metadata_command",
     "lr-find": "tfrec_tools.cli.lr_find:lr_find_command",
     "lr-plot": "tfrec_tools.cli.lr_plot:lr_plot_command",
     "predict": "tfrec_tools.cli.train:predict_command",

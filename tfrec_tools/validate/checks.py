@@ -1,11 +1,12 @@
 """Checks beside the record scan: counts stated by file names, keys asked for that the records
-lack, and leftovers of interrupted builds."""
+lack, record index files against their shards, and leftovers of interrupted builds."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from tfrec_tools import fs, naming
+from tfrec_tools.index import index_problem
 from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
 from tfrec_tools.manifest import Manifest
 from tfrec_tools.validate.report import InspectConfig, InspectReport
@@ -56,6 +57,33 @@ def check_names(report: InspectReport) -> None:
                 f"{file.path}: the name says {file.name_count} records, the file holds "
                 f"{file.records}"
             )
+
+
+def check_indexes(
+    files: Sequence[str], manifest: Manifest | None, sound: set[str], report: InspectReport
+) -> None:
+    """Each index beside a shard whose framing is ``sound``, against its frames; an index the
+    manifest lists that is missing; a note on shards without one (not a fault)."""
+    listed = {s.file for s in manifest.shards if s.index_file} if manifest else set()
+    bare = []
+    for path in files:
+        index = naming.index_name(path)
+        if fs.exists(index):
+            problem = index_problem(path, index) if path in sound else None  # else: reported
+            if problem:
+                report.problems.append(problem)
+        elif naming.base_name(path) in listed:
+            report.problems.append(
+                f"{index}: listed in {report.manifest_path} but missing; write it with "
+                f"`tfrec index {path}`"
+            )
+        else:
+            bare.append(path)
+    if bare:
+        report.notes.append(
+            f"{len(bare)} of {len(files)} files have no record index (FILE.idx, which DALI and "
+            "the tfrecord package read); `tfrec index` writes them"
+        )
 
 
 def check_leftovers(files: Sequence[str], report: InspectReport) -> None:

@@ -1,5 +1,5 @@
 """The order of an inspection: find the shards and their manifest, resolve the keys, scan every
-record, then check names, keys, data, the manifest and leftovers."""
+record, then check names, keys, data, the manifest, record indexes and leftovers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tfrec_tools.record_keys import first_features, guess_key
 from tfrec_tools.records import feature_values, iter_frames
 from tfrec_tools.schema import FOLD
 from tfrec_tools.shard_files import find_manifest, resolve_files
-from tfrec_tools.validate.checks import check_keys, check_leftovers, check_names
+from tfrec_tools.validate.checks import check_indexes, check_keys, check_leftovers, check_names
 from tfrec_tools.validate.manifest_diff import check_manifest
 from tfrec_tools.validate.report import InspectConfig, InspectReport
 from tfrec_tools.validate.scan import Scan, kind_of
@@ -50,6 +50,7 @@ def inspect_shards(
     scan.check_data(report)
     if manifest:
         check_manifest(report, manifest, files)
+    check_indexes(files, manifest, {p for p in files if sound[p] is None}, report)
     check_leftovers(files, report)
     return report
 

@@ -57,6 +57,17 @@ def test_encoded_example_parses_as_the_tensorflow_one(values):
     assert (math.isnan(age) and math.isnan(values["age"])) or age == pytest.approx(values["age"])
 
 
+def test_a_float_beyond_float32_is_stored_as_the_infinity_of_its_sign():
+    import tensorflow as tf
+
+    values = dict(VALUES[0], age=1e39)
+    parsed = tf.train.Example.FromString(encode_example(SCHEMA, values))
+    assert parsed.features.feature["age"].float_list.value[0] == math.inf
+    values = dict(VALUES[0], age=-1e39)
+    parsed = tf.train.Example.FromString(encode_example(SCHEMA, values))
+    assert parsed.features.feature["age"].float_list.value[0] == -math.inf
+
+
 def test_encoding_is_stable_and_key_order_free():
     first = encode_example(SCHEMA, VALUES[0])
     assert first == encode_example(SCHEMA, dict(reversed(list(VALUES[0].items()))))

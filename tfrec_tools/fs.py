@@ -44,7 +44,11 @@ def makedirs(path: str) -> None:
 
 
 def listdir(path: str) -> list[str]:
-    return sorted(_gfile().listdir(path) if is_remote(path) else os.listdir(path))
+    """The names in a folder, sorted; a sub-folder's name without the ``/`` that Cloud
+    Storage's listing appends (tensorflow/tensorflow#39167), so names compare alike."""
+    if not is_remote(path):
+        return sorted(os.listdir(path))
+    return sorted(name.rstrip("/") for name in _gfile().listdir(path))
 
 
 def remove(path: str) -> None:

@@ -1,6 +1,6 @@
 """The manifest: the JSON sidecar ``{name}.manifest.json`` that describes a set of shards
 (schema, classes, vocabularies, folds, and per shard its count, fold, histogram and sha256,
-and its record index file and that file's sha256)."""
+and its record index file and that file's sha256; the hashes sidecar and its sha256)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class Manifest:
     shards: tuple[ShardEntry, ...]
     totals: dict[str, Any]
     plan_fingerprint: str
+    # the hashes sidecar (``naming.hashes_name``) and its sha256; None in manifests written
+    # before builds hashed images
+    hashes_file: str | None = None
+    hashes_sha256: str | None = None
 
     def files(self, folder: str, *, folds: tuple[int, ...] | None = None) -> list[str]:
         """Paths of the shards (optionally only those of ``folds``), in index order."""
@@ -76,6 +80,8 @@ class Manifest:
             shards=tuple(ShardEntry(**d) for d in data["shards"]),
             totals=data["totals"],
             plan_fingerprint=data["plan_fingerprint"],
+            hashes_file=data.get("hashes_file"),
+            hashes_sha256=data.get("hashes_sha256"),
         )
 
 

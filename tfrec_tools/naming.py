@@ -3,6 +3,7 @@
 A shard is named ``{name}{NN}-{count}.tfrec`` (``train07-1233.tfrec``): NN is the shard index,
 count is the exact number of records in the file, so totals can be read from names alone.
 The side files of a build are named here too: ``train.rejected.csv``, ``train.unmatched.txt``,
+``train.hashes.csv``, ``train.duplicates.csv``,
 the state folder ``.train.build`` of an unfinished build and the lock ``.train.lock``.
 """
 
@@ -20,6 +21,8 @@ TEMP_SUFFIX = ".partial"
 INDEX_SUFFIX = ".idx"  # a shard's record index: "offset length" per line (DALI, `tfrecord`)
 REJECTED_SUFFIX = ".rejected.csv"
 UNMATCHED_SUFFIX = ".unmatched.txt"
+HASHES_SUFFIX = ".hashes.csv"
+DUPLICATES_SUFFIX = ".duplicates.csv"
 STATE_SUFFIX = ".build"
 # The count is the last run of digits before the suffix, after a dash; only the base name is
 # read, so digits in folder names (``data-2.1/``) never leak in.
@@ -98,6 +101,16 @@ def rejected_name(name: str) -> str:
 def unmatched_name(name: str) -> str:
     """``train.unmatched.txt``: the images no row of the build named ``name`` names."""
     return f"{name}{UNMATCHED_SUFFIX}"
+
+
+def hashes_name(name: str) -> str:
+    """``train.hashes.csv``: the perceptual hash and sha256 of every image the build stored."""
+    return f"{name}{HASHES_SUFFIX}"
+
+
+def duplicates_name(name: str) -> str:
+    """``train.duplicates.csv``: the exact and near-duplicate groups the build found."""
+    return f"{name}{DUPLICATES_SUFFIX}"
 
 
 def state_dir_name(name: str) -> str:

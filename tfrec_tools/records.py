@@ -11,6 +11,7 @@ length, masked CRC32C of the length, data, masked CRC32C of the data.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
@@ -106,12 +107,20 @@ def _feature(dtype: str, value: Any) -> bytes:
         data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         listed = _delimited(1, data)  # BytesList.value: repeated bytes
     elif dtype == "float":
-        packed = b"".join(struct.pack("<f", v) for v in _numbers(value))
+        packed = b"".join(map(_float32, _numbers(value)))
         listed = _delimited(1, packed)  # FloatList.value: packed floats
     else:
         packed = b"".join(_varint(int(v)) for v in _numbers(value))
         listed = _delimited(1, packed)  # Int64List.value: packed varints
     return _delimited(_FEATURE_FIELD[dtype], listed)
+
+
+def _float32(value: float) -> bytes:
+    """A float as float32; beyond float32's range, the infinity of its sign (as numpy casts)."""
+    try:
+        return struct.pack("<f", value)
+    except OverflowError:
+        return struct.pack("<f", math.copysign(math.inf, value))
 
 
 def _numbers(value: Any) -> tuple | list:

@@ -44,4 +44,5 @@ def test_unreachable_scheduler_is_a_config_error(dataset, tmp_path):
     )
     assert str(err.value).endswith(
         "; start it (`dask scheduler`) or fix the address, then run the same command with --resume"
+        " (in place of --overwrite, if given)"
     )

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tfrec_tools.builder.config import ImageConfig
 from tfrec_tools.builder.images import ImageError, prepare_image
@@ -185,3 +185,18 @@ def test_read_image_stops_at_the_cap_locally_and_remotely(tmp_path, monkeypatch)
             read_image(path, config)
     local.write_bytes(b"x" * 800)
     assert read_image(str(local), config) == b"x" * 800
+
+
+def test_stored_image_carries_the_hash_of_the_stored_picture_decoded_once(monkeypatch):
+    from tfrec_tools.phash import image_hash
+
+    opened, real_open = [], Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    picture = gradient()
+    ImageDraw.Draw(picture).ellipse((10, 5, 40, 30), fill=(250, 200, 0))  # an edge to hash
+    stored = prepare_image(encode(picture, "PNG"), SQUARE)
+    assert len(opened) == 1  # the hash reuses the decoded image
+    monkeypatch.setattr(Image, "open", real_open)
+    assert bin(stored.phash ^ image_hash(decode(stored.data))).count("1") <= 2
+    as_is = encode(gradient(32, 32), "JPEG")
+    assert prepare_image(as_is, SQUARE).phash == image_hash(decode(as_is))

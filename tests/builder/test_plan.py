@@ -377,7 +377,7 @@ def test_infinity_among_integer_labels_rejects_its_row_and_keeps_the_classes(tmp
     assert plan.labels == (LabelSpec("label", "classification", ("0", "1", "2")),)
     ((row, reason, detail),) = [(r.row, r.reason, r.detail) for r in plan.rejected]
     assert (row, reason) == (4, "non-finite label")
-    assert detail == "column 'label' holds 'inf'; a numeric label must be finite"
+    assert detail == "column 'label' holds 'inf'; a numeric label must be finite (float32)"
     assert plan.notes == ("label 'label': integer classes 0..2 (every value is an integer)",)
 
 

@@ -236,6 +236,48 @@ def test_remote_output_goes_through_gfile(dataset, tmp_path):
     assert inspected.ok and inspected.records == 48
 
 
+def test_overwrite_where_folders_are_listed_with_a_slash_as_on_cloud_storage(
+    dataset, tmp_path, monkeypatch
+):
+    """Cloud Storage lists sub-folders as ``name/`` (tensorflow#39167): the state folder of an
+    interrupted build must still be known as the build's, and its stale results never listed."""
+    from tfrec_tools import fs
+    from tfrec_tools.validate import inspect_shards
+
+    out = f"ram://{tmp_path.name}/gcs"
+    gfile = fs._gfile()
+
+    class SlashedListing:
+        def __getattr__(self, name):
+            return getattr(gfile, name)
+
+        def listdir(self, path):
+            return [n + "/" if gfile.isdir(f"{path}/{n}") else n for n in gfile.listdir(path)]
+
+    monkeypatch.setattr(fs, "_gfile", SlashedListing)
+    from tfrec_tools.builder.write import prepare_image as real
+
+    calls = {"n": 0}
+
+    def crash_late(data, config):
+        calls["n"] += 1
+        if calls["n"] == 40:
+            raise KeyboardInterrupt
+        return real(data, config)
+
+    monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", crash_late)
+    with pytest.raises(KeyboardInterrupt):
+        build(config_for(dataset, out, shards=6, folds=2))
+    monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", real)
+    report = build(config_for(dataset, out, shards=2, folds=2, existing="overwrite"))
+    assert report.shards == 2 and report.records == 48
+    assert [s.file for s in read_manifest(report.manifest_path).shards] == [
+        "train00-24.tfrec",
+        "train01-24.tfrec",
+    ]
+    assert inspect_shards(out).ok
+
+
 def tagged(tmp_path: Path, cells: list[str], name: str = "tags.csv") -> tuple[Path, Path]:
     """Images t00.. (one per cell) and a CSV whose ``tags`` column holds the cells."""
     images = tmp_path / "tagged"
@@ -591,3 +633,26 @@ def test_a_manifest_from_before_index_files_still_loads_and_resumes(dataset, tmp
         index.unlink()
     assert read_manifest(str(path)).shards[0].index_file is None
     build(config_for(dataset, tmp_path / "out", existing="resume"))  # nothing to redo
+
+
+def test_resume_after_a_kill_while_the_state_folder_was_being_removed(dataset, tmp_path):
+    """The manifest is written, then the state folder removed: a kill in between can leave a
+    state folder without its plan. The build had finished: --resume says so and tidies up."""
+    from tfrec_tools import fs
+
+    def killed_mid_rmtree(path):
+        (Path(path) / "plan.json").unlink()  # the first file rmtree removed
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fs, "rmtree", killed_mid_rmtree)
+        with pytest.raises(KeyboardInterrupt):
+            build(config_for(dataset, tmp_path / "out"))
+    assert sorted(p.name for p in (tmp_path / "out" / ".train.build").iterdir())[0].startswith(
+        "shard-"
+    )
+    before = digests(tmp_path / "out")
+    report = build(config_for(dataset, tmp_path / "out", existing="resume"))
+    assert report.records == 48 and report.reused_shards == 4
+    assert digests(tmp_path / "out") == before
+    assert not (tmp_path / "out" / ".train.build").exists()

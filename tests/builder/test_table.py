@@ -184,6 +184,15 @@ def test_infinity_does_not_decide_the_kind_and_is_not_a_class():
     assert text.spec.classes == ("cat", "inf") and text.fits("inf")
 
 
+def test_numbers_beyond_float32_are_not_finite_and_all_of_them_decide_nothing():
+    made = choice(["0.5", "1e39", "-4e38", "2.5"])
+    assert made.spec.kind == "regression" and made.unfit == {"1e39", "-4e38"}
+    assert made.fits("3.4e38")
+    nothing = choice(["inf", "", "-inf"])
+    assert nothing.spec.kind == "regression" and nothing.unfit == {"inf", "-inf"}
+    assert nothing.note == "label 'label': no finite value"
+
+
 def test_integer_labels_far_beyond_their_count_are_refused_quickly():
     with pytest.raises(DataError) as err:
         choice(["0", "1", "10000000", "1"])

@@ -185,3 +185,36 @@ def test_an_unreadable_folder_is_reported(tmp_path, monkeypatch):
     assert [(s.rel, s.reason, s.detail) for s in walk.skipped] == [
         ("b", "unreadable folder", "Permission denied")
     ]
+
+
+def test_a_real_nested_folder_wins_over_a_link_to_it_higher_up(tmp_path):
+    """The link (alink) is reached before the real folder (sub/real) it points to: the real
+    path still claims the files, so rows naming it land and the link is the repeat."""
+    images = tmp_path / "images"
+    for i in range(4):
+        touch(images / "sub" / "real" / f"x{i}.jpg")
+    (images / "alink").symlink_to("sub/real")
+    walk = walk_images(str(images))
+    assert walk.files == [f"sub/real/x{i}.jpg" for i in range(4)]
+    assert reasons(walk) == {"alink": "repeated folder"}
+    csv_path = write_csv(tmp_path / "l.csv", ["image_id"], [[f"sub/real/x{i}"] for i in range(4)])
+    assert plan_rejections(images, labels_csv=str(csv_path)) == {}
+
+
+def test_rows_naming_a_broken_link_or_a_loop_get_its_reason_and_are_not_unmatched(tmp_path):
+    images = tmp_path / "images"
+    touch(images / "a.jpg")
+    (images / "broken.jpg").symlink_to("nowhere.jpg")
+    (images / "loop1").symlink_to("loop1")
+    rows = [["a"], ["broken"], ["broken.jpg"], ["loop1"]]
+    csv_path = write_csv(tmp_path / "l.csv", ["image_id"], rows)
+    config = BuildConfig(
+        images=str(images), out=str(tmp_path / "o"), labels_csv=str(csv_path), shards=1
+    )
+    plan = plan_build(config)
+    assert {r.row: r.reason for r in plan.rejected} == {
+        3: "broken link",
+        4: "broken link",
+        5: "link loop",
+    }
+    assert plan.unmatched == ()

@@ -154,3 +154,24 @@ def test_a_full_disk_while_writing_the_index_leaves_nothing(tmp_path, monkeypatc
     with pytest.raises(ResourceError, match="train00-1.tfrec.idx: No space left"):
         write_shard(spec_for(make_image(tmp_path / "good.jpg")), job_for(tmp_path / "out"))
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_result_holds_each_stored_record_hash_and_survives_save_and_load(tmp_path):
+    from tests.helpers import read_records
+    from tfrec_tools.builder.write import load_results, save_result
+    from tfrec_tools.phash import bytes_hash
+
+    good = [make_image(tmp_path / f"img{i}.jpg", seed=i) for i in range(3)]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"no image")
+    result = write_shard(spec_for(good[0], bad, good[1], good[2]), job_for(tmp_path / "out"))
+    stored = read_records([str(tmp_path / "out" / result.entry.file)])
+    assert [h.image_id for h in result.hashes] == ["img0", "img1", "img2"]
+    assert {h.shard for h in result.hashes} == {result.entry.file}
+    for row, record in zip(result.hashes, stored):
+        assert row.sha256 == hashlib.sha256(record["image"]).hexdigest()
+        assert bin(row.phash ^ bytes_hash(record["image"])).count("1") <= 12  # 8x8 px
+    state = tmp_path / "state"
+    state.mkdir()
+    save_result(str(state), result)
+    assert load_results(str(state))[0] == result

@@ -348,3 +348,20 @@ def test_running_out_of_memory_is_one_line_not_48_rejections(dataset, tmp_path, 
     assert result.exit_code == 1
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: ") and "out of memory" in last and "--resume" in last
+
+
+def test_ctrl_c_during_an_overwrite_says_to_resume_in_place_of_overwrite(dataset, monkeypatch):
+    """`--overwrite --resume` is refused, so the hint after an interrupted --overwrite build
+    must not say "the same command with --resume"."""
+    images, csv_path = dataset
+
+    def interrupted(config, **_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tfrec_tools.builder.run.build", interrupted)
+    result = run("build", images, csv_path, "--out", "o", "--size", "8", "--overwrite")
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines()[-1] == (
+        "Interrupted. The shards written so far stay in o; run the same command with --resume "
+        "in place of --overwrite to finish the build."
+    )

@@ -212,3 +212,9 @@ def test_each_worker_predicts_its_share_and_hands_it_to_the_chief(monkeypatch):
     ]
     mine = {"oof": ("v01-6.tfrec",), "test": ("t01-4.tfrec",)}
     assert handed == [("run", 2, {"oof": valid, "test": tests}, mine)]
+
+
+def test_a_worker_share_of_files_whose_names_state_no_count_is_logged_not_refused():
+    assert kfold._count(("test-00000-of-00002.tfrec",)) == "an unknown number of"
+    assert kfold._count(("t00-3.tfrec", "t01-4.tfrec")) == 7
+    assert kfold._count(()) == 0

@@ -143,7 +143,7 @@ def _run(pipeline, args: Sequence[str]):
         raise ConfigError(
             f"cannot reach the Dask scheduler at {address[-1]} (--beam-option "
             f"dask_client_address): {err}; start it (`dask scheduler`) or fix the address, "
-            "then run the same command with --resume"
+            "then run the same command with --resume (in place of --overwrite, if given)"
         ) from err
 
 

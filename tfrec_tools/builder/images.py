@@ -9,6 +9,8 @@ Rules (also in docs/user-guide.md):
   images are stretched from their own min..max to 0..255; every other mode converts to RGB.
 - A JPEG that is already RGB, upright and of the target size is stored byte for byte.
 - Large JPEGs are decoded at a reduced scale in the DCT domain (draft mode) before resizing.
+- The perceptual hash (``phash``) is taken from the stored picture as decoded here: no
+  image is decoded twice.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfrec_tools import fs
 from tfrec_tools.builder.config import ImageConfig
+from tfrec_tools.phash import image_hash
 
 ALPHA_BACKGROUND = (255, 255, 255)
 PAD_COLOR = (0, 0, 0)
@@ -55,6 +58,7 @@ class StoredImage:
     data: bytes
     height: int
     width: int
+    phash: int  # tfrec_tools.phash.image_hash of the stored picture
 
 
 def max_file_bytes(config: ImageConfig) -> int:
@@ -126,14 +130,14 @@ def _prepare(data: bytes, config: ImageConfig) -> StoredImage:
     orientation = image.getexif().get(EXIF_ORIENTATION, 1)
     if _can_store_as_is(image, orientation, config):
         image.load()
-        return StoredImage(data, image.height, image.width)
+        return StoredImage(data, image.height, image.width, image_hash(image))
     if image.format == "JPEG" and config.size is not None:
         image.draft(None, _draft_size(image.size, orientation, config))
     image.load()
     image = _fit(_to_rgb(ImageOps.exif_transpose(image)), config)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=config.quality)
-    return StoredImage(buffer.getvalue(), image.height, image.width)
+    return StoredImage(buffer.getvalue(), image.height, image.width, image_hash(image))
 
 
 def _open(data: bytes, config: ImageConfig) -> Image.Image:

@@ -81,6 +81,12 @@ class Match:
     detail: str = ""
 
 
+def _named_by_rows(skipped: Skipped) -> bool:
+    """Whether a CSV id may name this skipped entry itself: a file, or a link that led
+    nowhere (a folder's link too: the row then gets the link's reason)."""
+    return not skipped.folder or skipped.reason in ("broken link", "link loop")
+
+
 class ImageIndex:
     """Every file under the image folder, looked up by relative path, path without extension,
     file name, or bare stem (the last two only when unique). ``skipped`` (what the walk did
@@ -92,7 +98,7 @@ class ImageIndex:
         self.files = sorted(rel_paths)
         self.images = [f for f in self.files if is_image_name(f)]
         if self.skipped:
-            self.files += [s.rel for s in self.skipped.values() if not s.folder]
+            self.files += [s.rel for s in self.skipped.values() if _named_by_rows(s)]
             self.files.sort()
         self._exact = set(self.files)
         self._no_ext: dict[str, list[str]] = defaultdict(list)

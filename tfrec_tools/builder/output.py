@@ -4,8 +4,9 @@ interrupted run left are still the ones it recorded.
 
 A build of name N owns: the shards its manifest lists, the shards its state folder records
 or plans, and each such shard's record index (``.idx``) and its temporaries; its partial
-shards, its side files (manifest, rejected list, unmatched list, state folder) and their
-temporaries. ``--overwrite`` deletes those and nothing else. A shard's index goes with it.
+shards, its side files (manifest, rejected list, unmatched list, hashes sidecar, duplicate
+list, state folder) and their temporaries. ``--overwrite`` deletes those and nothing else. A
+shard's index goes with it.
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ def refuse_existing(config: BuildConfig) -> None:
             f"{naming.set_glob(config.name)} holds this build's shards alone"
         )
     if ours and config.existing == "error":
+        manifest = manifest_path(config.out, config.name)
+        shown = manifest if manifest in ours else ours[0]  # the file that says it is a build
         raise ConfigError(
             f"{config.out} already holds a build named {config.name!r} "
-            f"({naming.base_name(ours[0])}, ...); pass --overwrite to replace it or "
+            f"({naming.base_name(shown)}, ...); pass --overwrite to replace it or "
             "--resume to finish an interrupted build"
         )
 
@@ -80,6 +83,7 @@ def _survey(config: BuildConfig) -> tuple[list[str], list[str]]:
     The index of a shard that is there is left out: it goes with its shard (``remove``)."""
     name = config.name
     side = {naming.rejected_name(name), naming.unmatched_name(name), naming.state_dir_name(name)}
+    side |= {naming.hashes_name(name), naming.duplicates_name(name)}
     side.add(naming.base_name(manifest_path(config.out, name)))
     listed = _listed_shards(config)
     entries = fs.listdir(config.out)
@@ -137,9 +141,8 @@ def refuse_inputs_as_outputs(config: BuildConfig) -> None:
         )
     name = config.name
     outputs = [manifest_path(config.out, name)]
-    outputs += [
-        fs.join(config.out, n) for n in (naming.rejected_name(name), naming.unmatched_name(name))
-    ]
+    sides = (naming.rejected_name, naming.unmatched_name, naming.hashes_name)
+    outputs += [fs.join(config.out, side(name)) for side in (*sides, naming.duplicates_name)]
     for option, source in (("LABELS_CSV", config.labels_csv), ("--vocab-from", config.vocab_from)):
         for output in outputs:
             if source is not None and fs.same_file(output, source):
@@ -154,10 +157,12 @@ def refuse_inputs_as_outputs(config: BuildConfig) -> None:
 
 def verified(out: str, done: dict[int, ShardResult]) -> dict[int, ShardResult]:
     """The results whose shard file is exactly as recorded; each other one is logged (and
-    left out, so that it is written again)."""
+    left out, so that it is written again), as is one recorded before builds hashed images."""
     kept = {}
     for index in sorted(done):
         problem = shard_problem(out, done[index].entry)
+        if done[index].hashes is None:
+            problem = "recorded without image hashes"
         if problem:
             log.warning("%s: %s; writing it again", fs.join(out, done[index].entry.file), problem)
         else:

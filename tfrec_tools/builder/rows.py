@@ -218,7 +218,7 @@ def _fitting_labels(
             fitting.append((i, path))
             continue
         column, value = bad[0]
-        detail = f"column {column!r} holds {value!r}; a numeric label must be finite"
+        detail = f"column {column!r} holds {value!r}; a numeric label must be finite (float32)"
         row, image_id = int(table.index[i]), table[cols.id].iat[i]
         rejected.append(Rejection(row, image_id, path, "non-finite label", detail))
     return fitting

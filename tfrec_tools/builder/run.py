@@ -8,10 +8,11 @@ import io
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tfrec_tools import __version__, fs, naming
 from tfrec_tools.builder.config import BuildConfig
+from tfrec_tools.builder.hashes import DuplicateReport, report_duplicates, write_hashes
 from tfrec_tools.builder.lock import build_lock
 from tfrec_tools.builder.output import (
     existing_outputs,
@@ -64,6 +65,7 @@ class BuildReport:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> rows
     unmatched: int = 0
     reused_shards: int = 0  # shards an earlier, interrupted run had finished (--resume)
+    duplicates: DuplicateReport | None = None  # None: a finished build resumed (not checked)
 
     @property
     def num_rejected(self) -> int:
@@ -211,10 +213,13 @@ def _resume(plan: Plan, state: str, existing: list[str]) -> dict[int, ShardResul
     """The shards of the interrupted run that are exactly as it recorded them; every other
     file of the build (partials of dead processes, damaged shards) is removed."""
     config = plan.config
-    if not fs.exists(state):
-        _check_finished(plan)
+    stamp = load_plan_stamp(state) if fs.exists(state) else {}
+    if not fs.exists(state) or (not stamp and _finished_here(plan)):
+        _check_finished(plan)  # a state folder left half-removed by a kill goes with it
+        if fs.exists(state):
+            fs.rmtree(state)
         return None
-    if load_plan_stamp(state).get("fingerprint") != plan.fingerprint:
+    if stamp.get("fingerprint") != plan.fingerprint:
         raise ConfigError(_changed(config, "started"))
     done = verified(config.out, load_results(state))
     keep = {fs.join(config.out, r.entry.file) for r in done.values()} | {state}
@@ -222,6 +227,12 @@ def _resume(plan: Plan, state: str, existing: list[str]) -> dict[int, ShardResul
     remove([fs.join(state, e) for e in fs.listdir(state) if e.endswith(naming.TEMP_SUFFIX)])
     log.info("resuming: %d of %d shards already written", len(done), len(plan.shards))
     return done
+
+
+def _finished_here(plan: Plan) -> bool:
+    """Whether ``out`` holds this plan's manifest (the build got as far as writing it)."""
+    path = manifest_path(plan.config.out, plan.config.name)
+    return fs.exists(path) and read_manifest(path).plan_fingerprint == plan.fingerprint
 
 
 def _check_finished(plan: Plan) -> None:
@@ -275,7 +286,10 @@ def _finish(plan: Plan, state: str, *, reused: int) -> BuildReport:
         fs.write_bytes_atomic(unmatched_path, ("\n".join(plan.unmatched) + "\n").encode("utf-8"))
     reasons = dict(sorted(Counter(r.reason for r in rejected).items()))
     entries = tuple(r.entry for r in results)
-    manifest = _manifest(plan, entries, reasons)
+    hashes = write_hashes(config.out, config.name, results)
+    manifest = replace(
+        _manifest(plan, entries, reasons), hashes_file=hashes[0], hashes_sha256=hashes[1]
+    )
     path = manifest_path(config.out, config.name)
     write_manifest(manifest, path)
     fs.rmtree(state)
@@ -290,6 +304,7 @@ def _finish(plan: Plan, state: str, *, reused: int) -> BuildReport:
         rejected=reasons,
         unmatched=len(plan.unmatched),
         reused_shards=reused,
+        duplicates=report_duplicates(config.out, config.name, results),
     )
 
 
@@ -300,7 +315,7 @@ def _results(plan: Plan, state: str) -> list[ShardResult]:
     if missing:
         runner = plan.config.runner
         raise ShardError(f"the {runner} runner finished without writing shard {missing[0]}")
-    return [results[i] for i in sorted(results)]
+    return [results[s.index] for s in plan.shards]  # not a stale result of another plan
 
 
 def _write_rejected(config: BuildConfig, rejected: list[Rejection]) -> str:

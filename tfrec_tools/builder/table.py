@@ -26,6 +26,7 @@ MISSING_TOKENS = frozenset({"", "NA", "N/A", "null", "NULL", "None", *NAN_SPELLI
 # in SPARSE_CLASSES) no row holds, they are ids, not indices: a label of 10,000,000 would
 # allocate ten million classes (GLDv2's 203,094 landmark classes, 81,313 seen, stay allowed).
 MAX_INTEGER_CLASSES = 100_000
+FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32: a stored label's type
 SPARSE_CLASSES = 10
 
 
@@ -227,11 +228,12 @@ def _misfits(cells: list[tuple[int, str]], kind: type) -> list[tuple[int, str]]:
 
 
 def _not_numbers(cells: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], frozenset[str]]:
-    """The first two cells that are not numbers, and the values that are non-finite ones."""
+    """The first two cells that are not numbers, and the values that are numbers no float32
+    holds (``inf``, ``nan`` spelled otherwise, ``1e39``): labels are stored as float32."""
     words, infinite = [], set()
     for row, value in cells:
         try:
-            if not math.isfinite(float(value)):
+            if not abs(float(value)) <= FLOAT32_MAX:
                 infinite.add(value)
         except ValueError:
             words.append((row, value))
@@ -271,6 +273,9 @@ def choose_label(name: str, values: list[str], rows: Sequence[int]) -> LabelChoi
         spec = LabelSpec(name, "classification", tuple(sorted({v for _, v in present})))
         return _decided(spec, words, len(present), "text classes", "a number")
     finite = [cell for cell in present if cell[1] not in infinite] if infinite else present
+    if not finite:  # every value inf: every row is rejected, there is nothing to learn from
+        choice = LabelChoice(LabelSpec(name, "regression"), f"label {name!r}: no finite value")
+        return replace(choice, unfit=infinite)
     fractions = _misfits(finite, int)
     if not fractions:
         return replace(_integer_classes(name, finite), unfit=infinite)

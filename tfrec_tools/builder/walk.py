@@ -4,8 +4,10 @@ The policy:
 - symbolic links are followed, to files and to folders, inside the image folder or out of it
   (Kaggle datasets often link their images in);
 - a folder is walked once: one reached again by its real path (a second link to it, or a
-  link back up, which would loop) is skipped as a ``repeated folder``; a link that never
-  reaches anything is a ``broken link``, or a ``link loop`` when it resolves to itself;
+  link back up, which would loop) is skipped as a ``repeated folder``; real folders are
+  walked before any link, so the real path of a folder always wins over a link to it; a link
+  that never reaches anything is a ``broken link``, or a ``link loop`` when it resolves to
+  itself;
 - only regular files are taken: a FIFO, socket or device (or a link to one, ``/dev/zero``)
   would hang or flood the writer, so it is skipped as ``not a regular file``;
 - a name that is not UTF-8 (``caf\\xe9.jpg`` written in Latin-1) could not be stored as a
@@ -65,8 +67,12 @@ def walk_images(root: str) -> Walk:
     files: list[str] = []
     skipped: list[Skipped] = []
     seen = {_identity(root): "the image folder"}
-    todo = [("", root)]
-    while todo:
+    todo, links = [("", root)], []
+    while todo or links:
+        if not todo:  # every real folder is claimed: now the links, which lose to them
+            todo = sorted(_unseen(sorted(links, key=_by_rel), seen, skipped), reverse=True)
+            links = []
+            continue
         rel_folder, folder = todo.pop()
         try:
             names, others = _scan(folder)
@@ -80,10 +86,12 @@ def walk_images(root: str) -> Walk:
         folders = []
         for entry in others:
             kind = _kind(entry)
-            if kind == "folder":
-                folders.append((entry, rel_folder + entry.name))
-            else:
+            if kind != "folder":
                 skipped.append(_odd(entry, rel_folder + entry.name, kind))
+            elif entry.is_symlink():
+                links.append((entry, rel_folder + entry.name))
+            else:
+                folders.append((entry, rel_folder + entry.name))
         todo += sorted(_unseen(folders, seen, skipped), reverse=True)  # depth first, by name
     files.sort()
     if not all(map(str.isascii, files)):  # one pass in C; names are rarely anything else
@@ -115,9 +123,10 @@ def _unseen(
     skipped: list[Skipped],
 ) -> list[tuple[str, str]]:
     """(``rel/``, path) of the ``folders`` not reached before by their real path; the others
-    are skipped as repeated. Real folders claim their identity before the links to them."""
+    are skipped as repeated. The walk offers links only once every real folder it can reach
+    without one has claimed its identity: a real folder always wins over a link to it."""
     fresh = []
-    for entry, rel in sorted(folders, key=lambda pair: pair[0].is_symlink()):
+    for entry, rel in folders:
         first = seen.setdefault(_identity(entry.path), rel)
         if first == rel:
             fresh.append((rel + "/", entry.path))
@@ -125,6 +134,10 @@ def _unseen(
         detail = f"the same folder as {_shown(first)} (by its real path); walked once"
         skipped.append(Skipped(_shown(rel), "repeated folder", detail, True))
     return fresh
+
+
+def _by_rel(pair: tuple[os.DirEntry, str]) -> str:
+    return pair[1]
 
 
 def _kind(entry: os.DirEntry) -> str:

@@ -25,6 +25,7 @@ from tfrec_tools.builder.rows import Rejection, RowSpec
 from tfrec_tools.errors import ResourceError
 from tfrec_tools.index import index_bytes
 from tfrec_tools.manifest import ShardEntry
+from tfrec_tools.phash import HashRow
 from tfrec_tools.records import RecordWriter, encode_example
 from tfrec_tools.schema import (
     FOLD,
@@ -63,11 +64,16 @@ class ShardJob:
 class ShardResult:
     entry: ShardEntry
     rejected: tuple[Rejection, ...]
+    # per record, in order: id, perceptual hash, sha256 of the image bytes; None in a state
+    # folder written before builds hashed images (--resume writes such a shard again)
+    hashes: tuple[HashRow, ...] | None = None
 
 
 def save_result(state: str, result: ShardResult) -> None:
     """Record a finished shard in the build's state folder (what --resume trusts)."""
     data = {"entry": asdict(result.entry), "rejected": [asdict(r) for r in result.rejected]}
+    if result.hashes is not None:
+        data["hashes"] = [[h.image_id, h.phash, h.sha256] for h in result.hashes]
     path = fs.join(state, f"shard-{result.entry.index:06d}.json")
     fs.write_bytes_atomic(path, json.dumps(data).encode("utf-8"))
 
@@ -78,8 +84,11 @@ def load_results(state: str) -> dict[int, ShardResult]:
     for entry in fs.listdir(state):
         if entry.startswith("shard-") and entry.endswith(".json"):
             data = json.loads(fs.read_bytes(fs.join(state, entry)))
+            shard_entry = ShardEntry(**data["entry"])
             result = ShardResult(
-                ShardEntry(**data["entry"]), tuple(Rejection(**r) for r in data["rejected"])
+                shard_entry,
+                tuple(Rejection(**r) for r in data["rejected"]),
+                _hash_rows(data.get("hashes"), shard_entry.file),
             )
             results[result.entry.index] = result
     return results
@@ -97,7 +106,8 @@ def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: N
     index = None
     try:
         with RecordWriter(partial) as writer:
-            rejected, histograms, count = _write_records(writer, spec, job, progress)
+            rejected, histograms, hashes = _write_records(writer, spec, job, progress)
+        count = len(hashes)
         final = fs.join(job.out, naming.shard_name(job.name, spec.index, job.num_shards, count))
         fs.sync(partial)  # the records are on disk before the name says the shard is complete
         index, index_data = naming.index_name(final), index_bytes(writer.spans)
@@ -110,7 +120,7 @@ def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: N
         _give_back(partial, index)
         raise ResourceError(
             f"{err.filename or partial}: {err.strerror}; make room (or write elsewhere), then "
-            "finish the build with --resume"
+            "finish the build with --resume (in place of --overwrite, if given)"
         ) from err
     entry = ShardEntry(
         naming.base_name(final),
@@ -123,7 +133,14 @@ def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: N
         index_file=naming.base_name(index),
         index_sha256=hashlib.sha256(index_data).hexdigest(),
     )
-    return ShardResult(entry, tuple(rejected))
+    return ShardResult(entry, tuple(rejected), _hash_rows(hashes, entry.file))
+
+
+def _hash_rows(hashes: list | None, shard: str) -> tuple[HashRow, ...] | None:
+    """(image_id, phash, sha256) triples as the rows of the hashes sidecar for ``shard``."""
+    if hashes is None:
+        return None
+    return tuple(HashRow(image_id, shard, phash, sha) for image_id, phash, sha in hashes)
 
 
 def _give_back(partial: str, index: str | None) -> None:
@@ -137,8 +154,9 @@ def _give_back(partial: str, index: str | None) -> None:
 
 
 def _write_records(writer: RecordWriter, spec: ShardSpec, job: ShardJob, progress: Progress):
-    """The records of ``spec`` through ``writer``: (rejections, label histograms, count)."""
-    rejected, histograms, count = [], [Counter() for _ in job.labels], 0
+    """The records of ``spec`` through ``writer``: (rejections, label histograms, and per
+    record its id, perceptual hash and the sha256 of its image bytes)."""
+    rejected, histograms, hashes = [], [Counter() for _ in job.labels], []
     for done, row in enumerate(spec.rows, start=1):
         try:
             stored = prepare_image(read_image(row.path, job.image), job.image)
@@ -147,7 +165,8 @@ def _write_records(writer: RecordWriter, spec: ShardSpec, job: ShardJob, progres
         except MemoryError:
             raise ResourceError(
                 f"{row.path}: out of memory while preparing this image; pass fewer "
-                "--workers or a smaller --max-pixels, then finish the build with --resume"
+                "--workers or a smaller --max-pixels, then finish the build with --resume "
+                "(in place of --overwrite, if given)"
             ) from None
         except OSError as err:
             if err.errno in MACHINE_ERRNOS:
@@ -156,10 +175,10 @@ def _write_records(writer: RecordWriter, spec: ShardSpec, job: ShardJob, progres
         else:
             writer.write(_example(job, spec, row, stored))
             _count_labels(histograms, job.labels, row.values)
-            count += 1
+            hashes.append((row.image_id, stored.phash, hashlib.sha256(stored.data).hexdigest()))
         if done % _PROGRESS_EVERY == 0 or done == len(spec.rows):
             progress(done % _PROGRESS_EVERY or _PROGRESS_EVERY)
-    return rejected, histograms, count
+    return rejected, histograms, hashes
 
 
 def _example(job: ShardJob, spec: ShardSpec, row: RowSpec, stored: StoredImage) -> bytes:

@@ -238,9 +238,10 @@ def _build(config: BuildConfig, *, show_bar: bool):
         _print_plan(plan)
         bar.expect(plan)
 
+    again = "with --resume in place of --overwrite" if config.existing == "overwrite" else ""
     click.get_current_context().meta[INTERRUPT_HINT] = (
-        f"The shards written so far stay in {config.out}; run the same command with --resume "
-        "to finish the build."
+        f"The shards written so far stay in {config.out}; run the same command "
+        f"{again or 'with --resume'} to finish the build."
     )
     try:
         return build(config, on_plan=on_plan, progress=bar.advance if show_bar else None)
@@ -298,6 +299,7 @@ def _print_summary(report) -> None:
         click.echo(f"rejected rows listed in {report.rejected_path}")
     if report.unmatched:
         click.echo(f"{report.unmatched} images named by no row, listed in {report.unmatched_path}")
+    _print_duplicates(report.duplicates)
     click.echo(f"manifest: {report.manifest_path}")
     folder = naming.folder_name(report.manifest_path)
     name = naming.base_name(report.manifest_path).removesuffix(MANIFEST_SUFFIX)
@@ -305,6 +307,20 @@ def _print_summary(report) -> None:
     shards = folder if alone else f'"{folder}/{naming.set_glob(name)}"'
     if report.folds:
         click.echo(f"next: tfrec inspect {folder}  then  tfrec train {shards}")
+
+
+def _print_duplicates(duplicates) -> None:
+    """The copies among the stored images: a warning, never a failure."""
+    if duplicates is None:  # a finished build, resumed: nothing was checked
+        return
+    listed = f"; listed in {duplicates.path}" if duplicates.path else ""
+    click.echo(f"duplicates: {duplicates.summary}{listed}")
+    if duplicates.across_folds:
+        click.echo(
+            f"warning: {duplicates.across_folds} groups of copies span folds (leakage: a model "
+            "validates on images it trained on); drop the copies from the CSV, or give each "
+            "group one --group-col value"
+        )
 
 
 def _other_labeled_builds(folder: str, name: str) -> list[str]:

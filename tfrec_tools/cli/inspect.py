@@ -7,6 +7,8 @@ import os
 
 import click
 
+from tfrec_tools.duplicates import DEFAULT_DISTANCE, MAX_DISTANCE
+
 
 @click.command("inspect")
 @click.argument("paths", nargs=-1)
@@ -19,17 +21,45 @@ import click
 @click.option("--id-key", help="Id key [default: image_id/image_name/id/...].")
 @click.option("--group-key", help="Group key checked for leakage [default: patient_id/group/...].")
 @click.option("--image-key", help="Image bytes key [default: image/image_raw/...].")
+@click.option(
+    "--duplicates",
+    is_flag=True,
+    help="Also find exact and near-duplicate images within each set, across its folds and "
+    "between the sets given (train/ test/); copies across folds or sets are problems.",
+)
+@click.option(
+    "--hamming",
+    type=click.IntRange(0, MAX_DISTANCE),
+    help=f"With --duplicates: the most bits two image hashes may differ by to count as near "
+    f"duplicates [default: {DEFAULT_DISTANCE}].",
+)
 @click.pass_context
 def inspect_command(
-    ctx, paths, deep, as_json, grid, grid_count, manifest, label_key, id_key, group_key, image_key
+    ctx,
+    paths,
+    deep,
+    as_json,
+    grid,
+    grid_count,
+    manifest,
+    label_key,
+    id_key,
+    group_key,
+    image_key,
+    duplicates,
+    hamming,
 ) -> None:
     """Validate shards (files, folders or globs; local or gs://; default: the current folder).
-    A folder holding several shard sets (train and test) is checked set by set. Exit 0 when
-    all is well, 1 when a problem was found.
+    Each folder is checked set by set (train and test apart); files and globs together. Exit 0
+    when all is well, 1 when a problem was found.
 
     Example: tfrec inspect shards/ --deep --grid sheet.png
+    Example: tfrec inspect train/ test/ --duplicates
     """
     from tfrec_tools.validate import InspectConfig
+
+    if hamming is not None and not duplicates:
+        raise click.UsageError("--hamming sets the threshold of --duplicates: add --duplicates")
 
     config = InspectConfig(
         deep=deep,
@@ -49,14 +79,45 @@ def inspect_command(
         )
         for files in groups
     ]
-    if as_json and len(reports) > 1:
-        click.echo(json.dumps({"sets": reports}, indent=2, default=str))
-    elif as_json:
-        click.echo(json.dumps(reports[0], indent=2, default=str))
+    check = None
+    if duplicates:
+        check = _duplicates(groups, DEFAULT_DISTANCE if hamming is None else hamming, as_json)
+    if as_json:
+        top = {"sets": reports} if len(reports) > 1 else reports[0]
+        if check is not None:
+            top["duplicates"] = check.to_json()
+        click.echo(json.dumps(top, indent=2, default=str))
     if len(reports) > 1 and not as_json:
         failed = sum(1 for r in reports if not r["ok"])
         click.echo(f"{len(reports)} shard sets: {'all OK' if not failed else f'{failed} FAILED'}")
-    ctx.exit(0 if all(r["ok"] for r in reports) else 1)
+    duplicates_ok = check is None or not check.problems
+    ctx.exit(0 if all(r["ok"] for r in reports) and duplicates_ok else 1)
+
+
+def _duplicates(groups, distance: int, as_json: bool):
+    """Check the sets for copies (a progress bar while records are hashed), print the result."""
+    from tqdm import tqdm
+
+    from tfrec_tools.shard_files import resolve_files
+    from tfrec_tools.validate.duplicates import ShardSet, check_duplicates
+
+    sets, labels = [], set()
+    for group in groups:
+        files = tuple(resolve_files(group))
+        label = _set_label(files)
+        label = label if label not in labels else f"{label}#{len(sets) + 1}"
+        labels.add(label)
+        sets.append(ShardSet(label, files))
+    with tqdm(unit="img", desc="hashing", disable=None, leave=False) as bar:
+        check = check_duplicates(sets, distance, bar.update)
+    if not as_json:
+        click.echo(f"duplicates (hamming <= {distance}): {check.summary}")
+        for note in check.notes:
+            click.echo(f"note: {note}")
+        for problem in check.problems:
+            click.echo(f"problem: {problem}")
+        click.echo("duplicates: OK" if not check.problems else "duplicates: FAILED")
+    return check
 
 
 def _here() -> tuple[str, ...]:
@@ -71,8 +132,8 @@ def _here() -> tuple[str, ...]:
 
 
 def _shard_groups(paths: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The paths to inspect together: each shard set of a folder that holds several is
-    inspected alone; everything else together, as given."""
+    """The paths to inspect together: each folder alone, and each shard set of a folder that
+    holds several alone; files and globs together, as given."""
     from tfrec_tools.shard_files import is_folder, shard_sets
     from tfrec_tools.urls import check_url
 
@@ -82,6 +143,8 @@ def _shard_groups(paths: tuple[str, ...]) -> list[tuple[str, ...]]:
         sets = shard_sets(path) if is_folder(path) else []
         if len(sets) > 1:
             alone += [s.files for s in sets]
+        elif is_folder(path):
+            alone.append((path,))
         else:
             together.append(path)
     return ([tuple(together)] if together else []) + alone

@@ -211,8 +211,11 @@ def _predict_fold(
     return predicted["oof"], predicted["test"]
 
 
-def _count(files: tuple[str, ...]) -> int:
-    return naming.count_data_items(files) if files else 0
+def _count(files: tuple[str, ...]) -> int | str:
+    """The records of ``files`` by their names; "an unknown number of" when a (foreign) name
+    states no count: this is a log line, which must not stop a run."""
+    counts = [naming.parse_count(f) for f in files]
+    return "an unknown number of" if None in counts else sum(counts)
 
 
 def _names(files: tuple[str, ...]) -> str:

@@ -119,7 +119,8 @@ def summary(groups: list[Group]) -> str:
     scopes = Counter(g.scope for g in groups)
     kind_text = ", ".join(f"{kinds[k]} {k}" for k in ("exact", "near") if kinds[k])
     scope_text = ", ".join(f"{s} {scopes[s]}" for s in SCOPES if scopes[s])
-    return f"{len(groups)} duplicate groups ({images} images): {kind_text}; {scope_text}"
+    noun = "group" if len(groups) == 1 else "groups"
+    return f"{len(groups)} duplicate {noun} ({images} images): {kind_text}; {scope_text}"
 
 
 def duplicates_csv(groups: list[Group]) -> bytes:

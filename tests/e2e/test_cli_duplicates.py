@@ -55,6 +55,14 @@ def test_planted_copies_across_train_and_test_are_found_and_fail(built):
     assert check["hamming"] == 4 and len(check["problems"]) == 1 and not check["notes"]
 
 
+def test_the_last_line_of_the_text_report_says_the_copies_failed(built):
+    result = run("inspect", built / "train", built / "test", "--duplicates")
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last == "2 shard sets: all OK; copies across folds or sets: FAILED"
+    assert "2 duplicate groups (4 images): 1 exact, 1 near; across sets 2" in result.output
+
+
 def test_sample_data_alone_has_no_duplicates(built):
     result = run("inspect", built / "train", "--duplicates")
     assert result.exit_code == 0, result.output

@@ -87,10 +87,12 @@ def inspect_command(
         if check is not None:
             top["duplicates"] = check.to_json()
         click.echo(json.dumps(top, indent=2, default=str))
+    duplicates_ok = check is None or not check.problems
     if len(reports) > 1 and not as_json:
         failed = sum(1 for r in reports if not r["ok"])
-        click.echo(f"{len(reports)} shard sets: {'all OK' if not failed else f'{failed} FAILED'}")
-    duplicates_ok = check is None or not check.problems
+        verdict = "all OK" if not failed else f"{failed} FAILED"
+        copies = "" if duplicates_ok else "; copies across folds or sets: FAILED"
+        click.echo(f"{len(reports)} shard sets: {verdict}{copies}")
     ctx.exit(0 if all(r["ok"] for r in reports) and duplicates_ok else 1)
 
 

@@ -76,3 +76,8 @@ def test_temp_names_hold_the_pid_and_are_recognised():
     assert not naming.is_temp_of("train.manifest.json", "train.manifest.json")
     assert not naming.is_temp_of("train.manifest.json.x.partial", "train.manifest.json")
     assert naming.lock_name("train") == ".train.lock"
+
+
+def test_size_folder_names_a_square_size_by_its_side():
+    assert naming.size_folder((256, 256)) == "256"
+    assert naming.size_folder((256, 384)) == "256x384"

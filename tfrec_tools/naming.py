@@ -5,6 +5,8 @@ count is the exact number of records in the file, so totals can be read from nam
 The side files of a build are named here too: ``train.rejected.csv``, ``train.unmatched.txt``,
 ``train.hashes.csv``, ``train.duplicates.csv``,
 the state folder ``.train.build`` of an unfinished build and the lock ``.train.lock``.
+A build of several sizes in one pass puts each size's build in a folder of its own: ``256``,
+``256x384`` (``size_folder``).
 """
 
 from __future__ import annotations
@@ -117,6 +119,13 @@ def state_dir_name(name: str) -> str:
     """``.train.build``: the hidden folder that makes an interrupted build resumable; it is
     removed when the build finishes."""
     return f".{name}{STATE_SUFFIX}"
+
+
+def size_folder(size: tuple[int, int]) -> str:
+    """``256`` (square) or ``256x384`` (height x width): the folder, inside ``--out``, of
+    each size's build in a pass of several sizes (``--size 256,256x384``)."""
+    height, width = size
+    return str(height) if height == width else f"{height}x{width}"
 
 
 def lock_name(name: str) -> str:

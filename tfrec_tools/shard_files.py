@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -17,6 +18,7 @@ from tfrec_tools.records import check_frames
 SHARD_PATTERNS = ("*.tfrec", "*.tfrecord", "*.tfrecords")
 ROLES = ("train", "predict")  # what a folder of several shard sets is asked for
 _GLOB_CHARS = "*?["
+_SIZE_NAME = re.compile(r"^\d+(x\d+)?$")  # naming.size_folder: 256, 256x384
 
 
 def is_glob(path: str) -> bool:
@@ -142,6 +144,13 @@ def pick_set(sets: list[ShardSet], role: str | None, folder: str) -> ShardSet:
         ShardError: no set, or several that the role cannot tell apart.
     """
     if not sets:
+        sizes = size_folders(folder)
+        if sizes:
+            shown = " or ".join(sizes[:3]) + (" ..." if len(sizes) > 3 else "")
+            raise ShardError(
+                f"{folder} holds one build per size ({', '.join(map(naming.base_name, sizes))}), "
+                f"not shards: pass {shown}"
+            )
         raise ShardError(f"{folder}: no shard files (*.tfrec, *.tfrecord) found")
     if len(sets) == 1:
         return sets[0]
@@ -163,6 +172,20 @@ def pick_set(sets: list[ShardSet], role: str | None, folder: str) -> ShardSet:
         f"{folder} holds {len(sets)} shard sets: {listed}; pass the glob of {want} "
         f'(quoted), e.g. "{sets[0].pattern}"'
     )
+
+
+def size_folders(folder: str) -> list[str]:
+    """The folders of a pass of several sizes in ``folder`` (``tfrec build --size 256,384``
+    writes ``OUT/256/``, ``OUT/384/``): sub-folders named like a size that hold a manifest."""
+    if not fs.isdir(folder):
+        return []
+    found = []
+    for entry in fs.listdir(folder):
+        path = fs.join(folder, entry)
+        is_size = _SIZE_NAME.match(entry) and fs.isdir(path)
+        if is_size and any(n.endswith(SUFFIX) for n in fs.listdir(path)):
+            found.append(path)
+    return sorted(found, key=lambda p: [int(n) for n in naming.base_name(p).split("x")])
 
 
 def find_manifest(files: Sequence[str]) -> str | None:

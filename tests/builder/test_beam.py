@@ -10,7 +10,7 @@ from tfrec_tools import naming
 from tfrec_tools.builder import beam as beam_module
 from tfrec_tools.builder.beam import beam_args, require_beam
 from tfrec_tools.builder.run import build
-from tfrec_tools.builder.write import write_shard
+from tfrec_tools.builder.write import write_sizes
 from tfrec_tools.errors import ConfigError
 
 
@@ -65,15 +65,16 @@ def test_a_dead_attempt_leaves_no_partial_shard(dataset, tmp_path, monkeypatch):
     pytest.importorskip("apache_beam")
     build(config_for(dataset, tmp_path / "local", workers=1))
 
-    def write_after_a_dead_attempt(spec, job):
+    def write_after_a_dead_attempt(spec, jobs):
+        (job,) = jobs
         dead = naming.partial_name(job.name, spec.index, job.num_shards, pid=999999)
         (Path(job.out) / dead).write_bytes(b"half a shard")
-        result = write_shard(spec, job)  # the dead attempt died between index and shard:
-        index = naming.index_name(str(Path(job.out) / result.entry.file))
+        results = write_sizes(spec, jobs)  # the dead attempt died between index and shard:
+        index = naming.index_name(str(Path(job.out) / results[0].entry.file))
         Path(naming.temp_name(index, 999999)).write_bytes(b"0 12\n")
-        return result
+        return results
 
-    monkeypatch.setattr(beam_module, "write_shard", write_after_a_dead_attempt)
+    monkeypatch.setattr(beam_module, "write_sizes", write_after_a_dead_attempt)
     options = ("runner=DirectRunner",)  # in this process, so the patch holds
     build(config_for(dataset, tmp_path / "beam", runner="beam", beam_options=options))
     assert digests(tmp_path / "beam") == digests(tmp_path / "local")

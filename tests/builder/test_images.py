@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tfrec_tools.builder.config import ImageConfig
-from tfrec_tools.builder.images import ImageError, prepare_image
+from tfrec_tools.builder.images import ImageError, prepare_image, prepare_sizes
 
 SQUARE = ImageConfig(size=(32, 32))
 
@@ -200,3 +200,36 @@ def test_stored_image_carries_the_hash_of_the_stored_picture_decoded_once(monkey
     assert bin(stored.phash ^ image_hash(decode(stored.data))).count("1") <= 2
     as_is = encode(gradient(32, 32), "JPEG")
     assert prepare_image(as_is, SQUARE).phash == image_hash(decode(as_is))
+
+
+def psnr_to(stored, reference: Image.Image) -> float:
+    ours = np.asarray(decode(stored.data), float)
+    return 10 * np.log10(255**2 / np.mean((ours - np.asarray(reference, float)) ** 2))
+
+
+def test_several_sizes_from_one_decode_are_each_at_their_size():
+    data = encode(gradient(200, 100), "JPEG")
+    configs = (ImageConfig(size=(32, 32)), ImageConfig(size=(48, 24), fit="crop"))
+    small, wide = prepare_sizes(data, configs)
+    assert (small.height, small.width, wide.height, wide.width) == (32, 32, 48, 24)
+    assert prepare_sizes(data, configs[:1]) == (prepare_image(data, configs[0]),)
+
+
+def test_a_pass_drafts_at_its_largest_size_and_is_not_worse_at_its_smallest():
+    picture = gradient(1024, 1024)
+    ImageDraw.Draw(picture).ellipse((100, 200, 700, 900), outline=(250, 200, 0), width=9)
+    data = encode(picture, "JPEG", quality=95)
+    small, large = ImageConfig(size=(64, 64)), ImageConfig(size=(256, 256))
+    reference = picture.resize((64, 64), Image.Resampling.LANCZOS)
+    alone = prepare_image(data, small)
+    in_pass = prepare_sizes(data, (small, large))
+    assert in_pass[1] == prepare_image(data, large)  # the largest size: single-size bytes
+    assert in_pass[0].data != alone.data  # drafted at 1/4, not 1/8: other bytes
+    assert psnr_to(in_pass[0], reference) > psnr_to(alone, reference) - 0.5  # JPEG noise
+
+
+def test_a_jpeg_already_at_one_size_of_a_pass_is_stored_as_is_at_that_size():
+    data = encode(gradient(32, 32), "JPEG")
+    as_is, smaller = prepare_sizes(data, (SQUARE, ImageConfig(size=(16, 16))))
+    assert as_is == prepare_image(data, SQUARE) and as_is.data == data
+    assert (smaller.height, smaller.width) == (16, 16)

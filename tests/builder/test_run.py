@@ -391,9 +391,10 @@ def test_a_build_while_another_holds_the_lock_fails_naming_its_pid(dataset, tmp_
     assert not (out / ".train.lock").exists()  # and the build leaves no lock behind
 
 
-def crash_after(monkeypatch, images: int) -> None:
-    """The next build stops (as if killed) while preparing image number ``images``."""
-    real, calls = images_module.prepare_image, {"n": 0}
+def crash_after(monkeypatch, images: int, patched: str = "prepare_image") -> None:
+    """The next build stops (as if killed) while preparing image number ``images`` (with
+    ``patched="prepare_sizes"``: a build of several sizes)."""
+    real, calls = getattr(images_module, patched), {"n": 0}
 
     def crash(data, config):
         calls["n"] += 1
@@ -401,7 +402,7 @@ def crash_after(monkeypatch, images: int) -> None:
             raise KeyboardInterrupt
         return real(data, config)
 
-    monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", crash)
+    monkeypatch.setattr(f"tfrec_tools.builder.write.{patched}", crash)
 
 
 def test_resume_rewrites_finished_shards_that_were_deleted_or_damaged(

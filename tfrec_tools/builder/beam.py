@@ -1,7 +1,7 @@
 """Writing shards on Apache Beam: the plan is made once on the driver, each shard spec is one
-Beam element, and a worker writes it with the same ``write_shard`` as the local pool, straight
-to the output (``gs://`` through ``tf.io.gfile``). Results land in the build's state folder,
-where the driver (and ``--resume``) read them back."""
+Beam element, and a worker writes it (at every size of a pass) with the same ``write_sizes`` as
+the local pool, straight to the output (``gs://`` through ``tf.io.gfile``). Results land in each
+size's state folder, where the driver (and ``--resume``) read them back."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import asdict, replace
 from tfrec_tools import fs, naming
 from tfrec_tools.builder.plan import ShardSpec
 from tfrec_tools.builder.rows import RowSpec
-from tfrec_tools.builder.write import ShardJob, ShardResult, save_result, write_shard
+from tfrec_tools.builder.write import ShardJob, ShardResult, save_result, write_sizes
 from tfrec_tools.errors import ConfigError
 
 INSTALL_HINT = "pip install 'tfrec-tools[beam]'"
@@ -98,9 +98,13 @@ def _runner_arg(arg: str) -> str:
 
 
 def write_shards_beam(
-    specs: Sequence[ShardSpec], job: ShardJob, state: str, args: Sequence[str]
+    specs: Sequence[ShardSpec],
+    jobs: Sequence[ShardJob],
+    states: Sequence[str],
+    args: Sequence[str],
 ) -> None:
-    """Write ``specs`` in a Beam pipeline run with ``args``; each result goes to ``state``.
+    """Write ``specs`` in a Beam pipeline run with ``args``, at each job's size; each result
+    goes to the state folder of its job (``states``, in the same order).
 
     Raises:
         ConfigError: Apache Beam is not installed; the DaskRunner cannot reach its scheduler.
@@ -111,21 +115,22 @@ def write_shards_beam(
 
     # Workers do not share this process's working folder: they get absolute paths.
     cwd = os.getcwd()
-    state = _absolute(state, cwd)
-    paths = [_save_spec(state, spec) for spec in specs]
+    states = tuple(_absolute(state, cwd) for state in states)
+    paths = [_save_spec(states[0], spec) for spec in specs]
     pipeline = beam.Pipeline(options=PipelineOptions(list(args)))
-    worker_job = replace(job, out=_absolute(job.out, cwd))
+    worker_jobs = tuple(replace(job, out=_absolute(job.out, cwd)) for job in jobs)
     _ = (
         pipeline
         | "shard specs" >> beam.Create(paths)  # reshuffled: spread over the workers
-        | "write shards" >> beam.Map(_write_one, job=worker_job, state=state, cwd=cwd)
+        | "write shards" >> beam.Map(_write_one, jobs=worker_jobs, states=states, cwd=cwd)
     )
     result = _run(pipeline, args)
     try:
         result.wait_until_finish()
     finally:
         _close_client(result)
-    _remove_partials(job)
+    for job in jobs:
+        _remove_partials(job)
 
 
 def _run(pipeline, args: Sequence[str]):
@@ -183,12 +188,13 @@ def _load_spec(path: str) -> ShardSpec:
     return ShardSpec(data["index"], data["fold"], rows)
 
 
-def _write_one(path: str, job: ShardJob, state: str, cwd: str) -> int:
+def _write_one(path: str, jobs: tuple[ShardJob, ...], states: tuple[str, ...], cwd: str) -> int:
     planned = _load_spec(path)
     rows = tuple(replace(r, path=_absolute(r.path, cwd)) for r in planned.rows)
-    result = write_shard(replace(planned, rows=rows), job)
-    save_result(state, _as_planned(result, planned, cwd))
-    return result.entry.index
+    results = write_sizes(replace(planned, rows=rows), jobs)
+    for state, result in zip(states, results):
+        save_result(state, _as_planned(result, planned, cwd))
+    return planned.index
 
 
 def _absolute(path: str, cwd: str) -> str:

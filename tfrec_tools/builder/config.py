@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from tfrec_tools import fs, naming
 from tfrec_tools.errors import ConfigError
 from tfrec_tools.urls import check_url
 
@@ -74,9 +75,14 @@ class BuildConfig:
     existing: str = "error"
     runner: str = "local"  # local: a process pool; beam: an Apache Beam pipeline
     beam_options: tuple[str, ...] = ()  # KEY=VALUE pipeline options for --runner beam
+    # Several sizes in one pass (--size 256,384): one complete build per size, in
+    # out/<naming.size_folder(size)>, each image decoded once (``sized_configs``); image.size
+    # is one of them. Empty: a build of image.size alone, in out.
+    sizes: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         self._check_name()
+        self._check_sizes()
         for name in PATH_FIELDS:
             check_url(getattr(self, name), name)
         if self.seed < 0:
@@ -140,6 +146,20 @@ class BuildConfig:
                 "folders give one class per image: pass a CSV"
             )
 
+    def _check_sizes(self) -> None:
+        if not self.sizes:
+            return
+        if len(set(self.sizes)) < max(2, len(self.sizes)):
+            raise ConfigError(
+                "`sizes` must list 2 or more distinct sizes (a single size is `image.size`). "
+                f"Received: sizes={self.sizes}"
+            )
+        if self.image.size not in self.sizes:
+            raise ConfigError(
+                f"`image.size` must be one of `sizes`. Received: size={self.image.size}, "
+                f"sizes={self.sizes}"
+            )
+
     def _check_name(self) -> None:
         if self.name is None or _plain_name(self.name):
             return
@@ -156,7 +176,22 @@ class BuildConfig:
         data = asdict(self)
         for key in ("out", "workers", "existing", "runner", "beam_options"):
             data.pop(key)
+        if not self.sizes:
+            data.pop("sizes")  # a single-size build's options as they were before passes
         return data
+
+
+def sized_configs(config: BuildConfig) -> tuple[BuildConfig, ...]:
+    """The build of each size of a pass, in ``out/<size>`` (``naming.size_folder``), in the
+    order of ``sizes``; ``(config,)`` for a build of one size."""
+    return tuple(
+        replace(
+            config,
+            out=fs.join(config.out, naming.size_folder(size)),
+            image=replace(config.image, size=size),
+        )
+        for size in config.sizes
+    ) or (config,)
 
 
 def _plain_name(name: str) -> bool:
@@ -198,3 +233,12 @@ def parse_size(text: str) -> tuple[int, int]:
             f"`size` must look like 256 or 256x384 (height x width). Received: {text!r}"
         )
     return (numbers[0], numbers[-1])
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """``'256,384x512'`` -> ((256, 256), (384, 512)): one or more sizes, comma-separated."""
+    sizes = tuple(parse_size(part.strip()) for part in text.split(","))
+    for size in sizes:
+        if sizes.count(size) > 1:
+            raise ConfigError(f"`size` lists {naming.size_folder(size)} twice. Received: {text!r}")
+    return sizes

@@ -78,7 +78,10 @@ class Plan:
             [s.index, s.fold, [[r.row, r.image_id, r.path, list(r.values)] for r in s.rows]]
             for s in self.shards
         ]
-        payload = {"config": self.config.to_json(), "shards": shards}
+        options = self.config.to_json()
+        if self.config.sizes:  # one fingerprint for the build of every size of a pass
+            options["image"]["size"] = None
+        payload = {"config": options, "shards": shards}
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -216,8 +219,8 @@ def _split_units(rows: Rows) -> tuple[int, str]:
 def _estimate_bytes(
     config: BuildConfig, specs: list[RowSpec], file_size: Callable[[str], int] | None
 ) -> float:
-    if config.image.size is not None:
-        height, width = config.image.size
+    if config.image.size is not None:  # a pass of several sizes: its largest decides
+        height, width = max(config.sizes or (config.image.size,), key=lambda s: s[0] * s[1])
         return len(specs) * height * width * BYTES_PER_PIXEL
     sample = specs[:: max(1, len(specs) // 100)]
     if file_size is None:

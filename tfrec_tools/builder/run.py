@@ -4,6 +4,7 @@ reuses only the shards whose size and sha256 are those recorded when they were w
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from collections import Counter
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from tfrec_tools import __version__, fs, naming
-from tfrec_tools.builder.config import BuildConfig
+from tfrec_tools.builder.config import BuildConfig, sized_configs
 from tfrec_tools.builder.hashes import DuplicateReport, report_duplicates, write_hashes
 from tfrec_tools.builder.lock import build_lock
 from tfrec_tools.builder.output import (
@@ -66,6 +67,9 @@ class BuildReport:
     unmatched: int = 0
     reused_shards: int = 0  # shards an earlier, interrupted run had finished (--resume)
     duplicates: DuplicateReport | None = None  # None: a finished build resumed (not checked)
+    # a pass of several sizes: each size's report, in the order of ``sizes`` (the fields
+    # above are the first size's); () for a build of one size
+    sizes: tuple[BuildReport, ...] = ()
 
     @property
     def num_rejected(self) -> int:
@@ -81,7 +85,8 @@ def build(
     """Build shards, manifest and rejected list in ``config.out``.
 
     Args:
-        config: what to build, from where, into which folder.
+        config: what to build, from where, into which folder; with ``sizes``, one build per
+            size in ``out/<size>``, the same records in each (``sized_configs``).
         on_plan: called with the plan before anything is written (``tfrec build`` prints it).
         progress: called with the number of images just written, a few at a time. The calls
             add up to the images of the plan (``sum(len(s.rows) for s in plan.shards)``): a
@@ -91,7 +96,8 @@ def build(
             ``progress=tqdm(unit="img").update`` brings one back).
 
     Returns:
-        What was written, for the caller to print and to decide on (``num_rejected``).
+        What was written, for the caller to print and to decide on (``num_rejected``); each
+        size's report in ``sizes`` for a pass of several sizes.
 
     Raises:
         ConfigError: options contradict each other, the data, or what ``out`` holds; an
@@ -101,22 +107,35 @@ def build(
     """
     with WorkerPool(config.workers if config.runner == "local" else 1) as pool:
         plan = _plan_or_reject(config)
-        config = plan.config  # resolved: name, folds and label source decided
-        refuse_inputs_as_outputs(config)
+        plans = tuple(replace(plan, config=c) for c in sized_configs(plan.config))
+        for sized in plans:
+            refuse_inputs_as_outputs(sized.config)
         if config.runner == "beam":
             from tfrec_tools.builder.beam import require_beam
 
             require_beam(config.beam_options)  # before the output folder is touched
-        with build_lock(config.out, config.name):
-            refuse_existing(config)
+        with _locked([p.config for p in plans]):
+            for sized in plans:
+                refuse_existing(sized.config)
             if on_plan is not None:
                 on_plan(plan)
-            state = state_dir(config)
-            done = _prepare_output(plan, state)
-            if done is None:  # --resume of a build that had already finished
-                return _report_from_manifest(plan)
-            _write_shards(plan, done, state, pool, progress or (lambda images: None))
-            return _finish(plan, state, reused=len(done))
+            states = [state_dir(p.config) for p in plans]
+            dones = [_prepare_output(p, state) for p, state in zip(plans, states)]
+            todo = [i for i, done in enumerate(dones) if done is not None]  # None: finished
+            if todo:
+                picked = [[plans[i] for i in todo], [dones[i] for i in todo]]
+                _write_shards(*picked, [states[i] for i in todo], pool, progress)
+            reports = _finish_all(plans, states, dones)
+    return replace(reports[0], sizes=reports) if len(reports) > 1 else reports[0]
+
+
+@contextlib.contextmanager
+def _locked(configs: list[BuildConfig]):
+    """The lock of every build of a pass (one per size folder), in the order given."""
+    with contextlib.ExitStack() as locks:
+        for config in configs:
+            locks.enter_context(build_lock(config.out, config.name))
+        yield
 
 
 def plan_build(config: BuildConfig) -> Plan:
@@ -134,32 +153,42 @@ def _plan_or_reject(config: BuildConfig) -> Plan:
     try:
         return _make_plan(config)
     except NothingToBuild as err:
-        config = err.config
-        refuse_inputs_as_outputs(config)
-        with build_lock(config.out, config.name):
-            existing = existing_outputs(config)
-            if existing and config.existing != "overwrite":
+        configs = list(sized_configs(err.config))
+        for config in configs:
+            refuse_inputs_as_outputs(config)
+        with _locked(configs):
+            existing = [path for config in configs for path in existing_outputs(config)]
+            if existing and err.config.existing != "overwrite":
                 raise  # the rejected list of the finished build there must stay as it is
             remove(existing)  # --overwrite: the old build goes; only the new rejected list stays
-            raise DataError(f"{err}; reasons in {_write_rejected(config, err.rejected)}") from err
+            lists = ", ".join(_write_rejected(config, err.rejected) for config in configs)
+            raise DataError(f"{err}; reasons in {lists}") from err
 
 
 def _write_shards(
-    plan: Plan, done: dict[int, ShardResult], state: str, pool: WorkerPool, progress: Progress
+    plans: list[Plan],
+    dones: list[dict[int, ShardResult]],
+    states: list[str],
+    pool: WorkerPool,
+    progress: Progress | None,
 ) -> None:
-    """Write the shards not ``done`` yet, recording each result in the state folder."""
-    config = plan.config
-    todo = [s for s in plan.shards if s.index not in done]
+    """Write the shards not done at every size yet (a shard is written at all sizes at once),
+    recording each size's result in its state folder."""
+    config, shards = plans[0].config, plans[0].shards
+    todo = [s for s in shards if any(s.index not in done for done in dones)]
+    jobs = tuple(_job(plan) for plan in plans)
     if config.runner == "beam":
         from tfrec_tools.builder.beam import beam_args, write_shards_beam
 
-        write_shards_beam(todo, _job(plan), state, beam_args(config.beam_options, config.workers))
+        write_shards_beam(todo, jobs, states, beam_args(config.beam_options, config.workers))
         return
-    reused = sum(len(s.rows) for s in plan.shards if s.index in done)
+    progress = progress or (lambda images: None)
+    reused = sum(len(s.rows) for s in shards if all(s.index in done for done in dones))
     if reused:
         progress(reused)
-    for result in pool.write(todo, _job(plan), progress):
-        save_result(state, result)
+    for results in pool.write(todo, jobs, progress):
+        for state, result in zip(states, results):
+            save_result(state, result)
 
 
 def _make_plan(config: BuildConfig) -> Plan:
@@ -259,6 +288,26 @@ def _changed(config: BuildConfig, when: str) -> str:
 
 
 # --- the end: rejected list, unmatched list, manifest -------------------------------------
+
+
+def _finish_all(
+    plans: tuple[Plan, ...], states: list[str], dones: list[dict[int, ShardResult] | None]
+) -> tuple[BuildReport, ...]:
+    """Each size's ``_finish`` (or the report of its manifest, when it had finished); when no
+    image could be stored (then at no size), the first size's DataError after all are done."""
+    reports, failed = [], None
+    for plan, state, done in zip(plans, states, dones):
+        try:
+            reports.append(
+                _report_from_manifest(plan)
+                if done is None
+                else _finish(plan, state, reused=len(done))
+            )
+        except DataError as err:
+            failed = failed or err
+    if failed:
+        raise failed
+    return tuple(reports)
 
 
 def _finish(plan: Plan, state: str, *, reused: int) -> BuildReport:

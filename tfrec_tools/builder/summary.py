@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from tfrec_tools import naming
+from tfrec_tools.builder.config import sized_configs
 from tfrec_tools.builder.plan import Plan
 from tfrec_tools.builder.rows import RowSpec
 from tfrec_tools.builder.run import existing_outputs
@@ -16,12 +18,14 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     content are only found when the shards are written."""
     config = plan.config
     sizes = [len(s.rows) for s in plan.shards]
+    passes = {"sizes": [naming.size_folder(size) for size in config.sizes]} if config.sizes else {}
     return {
         "name": config.name,
         "out": config.out,
+        **passes,  # a pass of several sizes: one folder of ``out`` per size
         "labels_from": config.labels_from,
         "labels": describe_labels(plan),
-        "existing_build": bool(existing_outputs(config)),
+        "existing_build": any(existing_outputs(c) for c in sized_configs(config)),
         "rows": plan.num_rows,
         "records": sum(sizes),
         "shards": len(plan.shards),
@@ -46,6 +50,7 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
     sizes = summary["records_per_shard"]
     lines = [
         f"plan for {summary['name']!r} in {summary['out']}; {summary['labels']}",
+        *_size_lines(summary),
         *(f"  {note}" for note in summary["label_notes"]),
         f"  shards: {summary['shards_reason']}",
         f"  records: {summary['records']} of {summary['rows']} rows; "
@@ -63,6 +68,13 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
     if summary["unmatched_images"]:
         lines.append(f"  images named by no row: {summary['unmatched_images']}")
     return lines + [f"warning: {warning}" for warning in summary["warnings"]]
+
+
+def _size_lines(summary: dict[str, Any]) -> list[str]:
+    if "sizes" not in summary:
+        return []
+    folders = ", ".join(f"{summary['out']}/{folder}" for folder in summary["sizes"])
+    return [f"  sizes: {', '.join(summary['sizes'])} (one shard set each: {folders})"]
 
 
 def describe_labels(plan: Plan) -> str:

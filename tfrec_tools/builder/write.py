@@ -19,7 +19,13 @@ from dataclasses import asdict, dataclass
 
 from tfrec_tools import fs, naming
 from tfrec_tools.builder.config import ImageConfig
-from tfrec_tools.builder.images import ImageError, StoredImage, prepare_image, read_image
+from tfrec_tools.builder.images import (
+    ImageError,
+    StoredImage,
+    prepare_image,
+    prepare_sizes,
+    read_image,
+)
 from tfrec_tools.builder.plan import ShardSpec
 from tfrec_tools.builder.rows import Rejection, RowSpec
 from tfrec_tools.errors import ResourceError
@@ -101,39 +107,78 @@ def write_shard(spec: ShardSpec, job: ShardJob, progress: Progress = lambda n: N
     Raises:
         ResourceError: out of memory or disk space, or a read-only output (no row's fault).
     """
+    return write_sizes(spec, (job,), progress)[0]
+
+
+def write_sizes(
+    spec: ShardSpec, jobs: Sequence[ShardJob], progress: Progress = lambda n: None
+) -> tuple[ShardResult, ...]:
+    """``write_shard`` once per job (one per size of a pass, alike but for ``out`` and the
+    image size), each image read and decoded once; a row rejected at one size is rejected at
+    all, so every size holds the same records.
+
+    Raises:
+        ResourceError: as ``write_shard``.
+    """
     pid = os.getpid()
-    partial = fs.join(job.out, naming.partial_name(job.name, spec.index, job.num_shards, pid=pid))
-    index = None
+    partials = [
+        fs.join(j.out, naming.partial_name(j.name, spec.index, j.num_shards, pid=pid)) for j in jobs
+    ]
+    finals: list[str] = []
+    index_sums = []
     try:
-        with RecordWriter(partial) as writer:
-            rejected, histograms, hashes = _write_records(writer, spec, job, progress)
-        count = len(hashes)
-        final = fs.join(job.out, naming.shard_name(job.name, spec.index, job.num_shards, count))
-        fs.sync(partial)  # the records are on disk before the name says the shard is complete
-        index, index_data = naming.index_name(final), index_bytes(writer.spans)
-        fs.write_bytes_atomic(index, index_data)  # in place first: no shard without its index
-        fs.rename(partial, final)
-        fs.sync(job.out)
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(RecordWriter(p)) for p in partials]
+            rejected, histograms, hashes = _write_records(writers, spec, jobs, progress)
+        count = len(hashes[0])
+        for job, partial, writer in zip(jobs, partials, writers):
+            finals.append(
+                fs.join(job.out, naming.shard_name(job.name, spec.index, job.num_shards, count))
+            )
+            index_sums.append(_seal(partial, finals[-1], writer.spans, job.out))
     except OSError as err:
         if err.errno not in MACHINE_ERRNOS:
             raise
-        _give_back(partial, index)
+        for partial, final in zip(partials, finals + [None] * len(partials)):
+            _give_back(partial, final and naming.index_name(final))
         raise ResourceError(
-            f"{err.filename or partial}: {err.strerror}; make room (or write elsewhere), then "
-            "finish the build with --resume (in place of --overwrite, if given)"
+            f"{err.filename or partials[0]}: {err.strerror}; make room (or write elsewhere), "
+            "then finish the build with --resume (in place of --overwrite, if given)"
         ) from err
-    entry = ShardEntry(
+    named = _named_histograms(jobs[0].labels, histograms)
+    return tuple(
+        ShardResult(
+            _entry(spec, final, count, named, index_sum),
+            tuple(rejected),
+            _hash_rows(rows, naming.base_name(final)),
+        )
+        for final, index_sum, rows in zip(finals, index_sums, hashes)
+    )
+
+
+def _seal(partial: str, final: str, spans: list[tuple[int, int]], out: str) -> str:
+    """Give the complete shard ``partial`` its ``final`` name, its record index in place
+    first (a shard never stays without its index); the sha256 of the index."""
+    fs.sync(partial)  # the records are on disk before the name says the shard is complete
+    data = index_bytes(spans)
+    fs.write_bytes_atomic(naming.index_name(final), data)
+    fs.rename(partial, final)
+    fs.sync(out)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _entry(spec: ShardSpec, final: str, count: int, histograms: dict, index_sum: str):
+    return ShardEntry(
         naming.base_name(final),
         spec.index,
         spec.fold,
         count,
         fs.size(final),
         fs.sha256(final),
-        _named_histograms(job.labels, histograms),
-        index_file=naming.base_name(index),
-        index_sha256=hashlib.sha256(index_data).hexdigest(),
+        histograms,
+        index_file=naming.base_name(naming.index_name(final)),
+        index_sha256=index_sum,
     )
-    return ShardResult(entry, tuple(rejected), _hash_rows(hashes, entry.file))
 
 
 def _hash_rows(hashes: list | None, shard: str) -> tuple[HashRow, ...] | None:
@@ -153,13 +198,16 @@ def _give_back(partial: str, index: str | None) -> None:
         fs.remove(partial)
 
 
-def _write_records(writer: RecordWriter, spec: ShardSpec, job: ShardJob, progress: Progress):
-    """The records of ``spec`` through ``writer``: (rejections, label histograms, and per
-    record its id, perceptual hash and the sha256 of its image bytes)."""
-    rejected, histograms, hashes = [], [Counter() for _ in job.labels], []
+def _write_records(
+    writers: Sequence[RecordWriter], spec: ShardSpec, jobs: Sequence[ShardJob], progress: Progress
+):
+    """The records of ``spec`` through ``writers`` (one per job): (rejections, label
+    histograms, and per job, per record its id, perceptual hash and sha256 of its image)."""
+    rejected, histograms = [], [Counter() for _ in jobs[0].labels]
+    hashes: list[list] = [[] for _ in jobs]
     for done, row in enumerate(spec.rows, start=1):
         try:
-            stored = prepare_image(read_image(row.path, job.image), job.image)
+            stored = _prepare(read_image(row.path, jobs[0].image), [j.image for j in jobs])
         except ImageError as err:
             rejected.append(Rejection(row.row, row.image_id, row.path, err.reason, err.detail))
         except MemoryError:
@@ -173,12 +221,21 @@ def _write_records(writer: RecordWriter, spec: ShardSpec, job: ShardJob, progres
                 raise
             rejected.append(Rejection(row.row, row.image_id, row.path, "unreadable file", str(err)))
         else:
-            writer.write(_example(job, spec, row, stored))
-            _count_labels(histograms, job.labels, row.values)
-            hashes.append((row.image_id, stored.phash, hashlib.sha256(stored.data).hexdigest()))
+            for writer, job, image, rows in zip(writers, jobs, stored, hashes):
+                writer.write(_example(job, spec, row, image))
+                rows.append((row.image_id, image.phash, hashlib.sha256(image.data).hexdigest()))
+            _count_labels(histograms, jobs[0].labels, row.values)
         if done % _PROGRESS_EVERY == 0 or done == len(spec.rows):
             progress(done % _PROGRESS_EVERY or _PROGRESS_EVERY)
     return rejected, histograms, hashes
+
+
+def _prepare(data: bytes, images: list[ImageConfig]) -> tuple[StoredImage, ...]:
+    """The image at each size; a single size through ``prepare_image`` itself (what
+    benchmarks and tests replace to time or stop a build)."""
+    if len(images) == 1:
+        return (prepare_image(data, images[0]),)
+    return prepare_sizes(data, images)
 
 
 def _example(job: ShardJob, spec: ShardSpec, row: RowSpec, stored: StoredImage) -> bytes:
@@ -244,14 +301,15 @@ class WorkerPool:
                 process.terminate()
         self._pool.shutdown(cancel_futures=True)
 
-    def write(self, specs: Sequence[ShardSpec], job: ShardJob, progress: Progress):
-        """Write shards, one shard per task (in this process without workers). Results come
-        back as shards finish, in any order."""
+    def write(self, specs: Sequence[ShardSpec], jobs: tuple[ShardJob, ...], progress: Progress):
+        """Write shards, one shard (at every size: one job per size) per task, in this
+        process without workers. Each shard's results (one per job) come back as it finishes,
+        in any order."""
         if self._pool is None or len(specs) == 1:
             for spec in specs:
-                yield write_shard(spec, job, progress)
+                yield write_sizes(spec, jobs, progress)
             return
-        pending: set[Future] = {self._pool.submit(_write_in_worker, s, job) for s in specs}
+        pending: set[Future] = {self._pool.submit(_write_in_worker, s, jobs) for s in specs}
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(self._messages, progress)
@@ -280,8 +338,8 @@ def _init_worker(messages) -> None:
     _worker_queue = messages
 
 
-def _write_in_worker(spec: ShardSpec, job: ShardJob) -> ShardResult:
-    return write_shard(spec, job, _worker_queue.put)
+def _write_in_worker(spec: ShardSpec, jobs: tuple[ShardJob, ...]) -> tuple[ShardResult, ...]:
+    return write_sizes(spec, jobs, _worker_queue.put)
 
 
 def _drain(messages, progress: Progress) -> None:

@@ -17,8 +17,22 @@ from tfrec_tools.builder.config import (
     ImageConfig,
 )
 from tfrec_tools.cli import INTERRUPT_HINT
-from tfrec_tools.cli.types import SIZE
+from tfrec_tools.errors import ConfigError
 from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
+
+
+class _Sizes(click.ParamType):
+    """``256``, ``256x384``, or several comma-separated (``256,384x512``): a tuple of sizes."""
+
+    name = "SIZE[,SIZE...]"
+
+    def convert(self, value, param, ctx):
+        from tfrec_tools.builder.config import parse_sizes
+
+        try:
+            return value if isinstance(value, tuple) else parse_sizes(str(value))
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
 
 
 @click.command("build")
@@ -32,8 +46,10 @@ from tfrec_tools.manifest import SUFFIX as MANIFEST_SUFFIX
 )
 @click.option(
     "--size",
-    type=SIZE,
-    help="Target size: 256 or HEIGHTxWIDTH (256x384) [default: 256; none with --fit keep].",
+    type=_Sizes(),
+    help="Target size: 256 or HEIGHTxWIDTH (256x384) [default: 256; none with --fit keep]. "
+    "Several, comma-separated (256,384,512), decode each image once and write one build per "
+    "size in OUT/256, OUT/384, ... (the same records, folds and rejected rows in each).",
 )
 @click.option(
     "--fit",
@@ -169,7 +185,7 @@ def build_command(
     """Turn IMAGES (+ LABELS_CSV, or class folders IMAGES/CLASS/*.jpg) into stratified,
     fold-assigned shards in --out (default: ./shards).
 
-    Example: tfrec build images/ labels.csv --shards 16
+    Example: tfrec build images/ labels.csv --shards 16 --size 256,384
     """
     from tfrec_tools.builder.run import plan_build
     from tfrec_tools.builder.summary import plan_summary, render_summary
@@ -177,13 +193,16 @@ def build_command(
     _check_flags(overwrite=overwrite, resume=resume, dry_run=dry_run, as_json=as_json)
     if fit == "keep" and size is not None:
         raise click.UsageError("--size has no effect with --fit keep: drop one of them")
-    size = None if fit == "keep" else size or (256, 256)
+    sizes = () if fit == "keep" else size or ((256, 256),)
     config = BuildConfig(
         images=images,
         out=out,
         labels_csv=labels_csv,
         name=name,
-        image=ImageConfig(size=size, fit=fit, quality=quality, max_pixels=max_pixels),
+        image=ImageConfig(
+            size=sizes[0] if sizes else None, fit=fit, quality=quality, max_pixels=max_pixels
+        ),
+        sizes=sizes if len(sizes) > 1 else (),
         shards=shards,
         shard_size_mb=shard_size_mb,
         folds=folds,
@@ -275,19 +294,40 @@ class _ProgressBar:
 
 def _print_plan(plan) -> None:
     """What will be written, before it is (the same facts as --dry-run, in two lines)."""
+    from tfrec_tools.builder.config import sized_configs
     from tfrec_tools.builder.summary import describe_labels
 
     config = plan.config
-    click.echo(f"build {config.name!r} into {config.out}; {describe_labels(plan)}")
+    into = ", ".join(c.out for c in sized_configs(config))
+    click.echo(f"build {config.name!r} into {into}; {describe_labels(plan)}")
     click.echo(f"plan: {plan.layout.reason}")
     for warning in plan.warnings:  # a task kind decided by one cell, a fold far too big
         click.echo(f"warning: {warning}")
 
 
 def _print_summary(report) -> None:
+    if not report.sizes:
+        _print_build(report)
+        return
+    click.echo(f"wrote {len(report.sizes)} builds, one per size (the same records in each):")
+    for sized in report.sizes:
+        folder = naming.folder_name(sized.manifest_path)
+        click.echo(
+            f"size {naming.base_name(folder)}: {_written(sized)}; manifest: {sized.manifest_path}"
+        )
+    for sized in report.sizes:
+        click.echo(f"--- {naming.folder_name(sized.manifest_path)}")
+        _print_build(sized)
+
+
+def _written(report) -> str:
     folds = f" in {report.folds} folds" if report.folds else ""
     shards = f"{report.shards} shard{'s' if report.shards > 1 else ''}"
-    click.echo(f"wrote {report.records} records to {shards}{folds}")
+    return f"wrote {report.records} records to {shards}{folds}"
+
+
+def _print_build(report) -> None:
+    click.echo(_written(report))
     if report.reused_shards == report.shards:
         click.echo("  (nothing to do: the build was already complete)")
     elif report.reused_shards:

@@ -136,14 +136,16 @@ def _here() -> tuple[str, ...]:
 def _shard_groups(paths: tuple[str, ...]) -> list[tuple[str, ...]]:
     """The paths to inspect together: each folder alone, and each shard set of a folder that
     holds several alone; files and globs together, as given."""
-    from tfrec_tools.shard_files import is_folder, shard_sets
+    from tfrec_tools.shard_files import is_folder, shard_sets, size_folders
     from tfrec_tools.urls import check_url
 
     together, alone = [], []
     for path in paths:
         check_url(path, "paths")
         sets = shard_sets(path) if is_folder(path) else []
-        if len(sets) > 1:
+        if not sets and is_folder(path) and size_folders(path):  # a pass of several sizes
+            alone += [s.files for size in size_folders(path) for s in shard_sets(size)]
+        elif len(sets) > 1:
             alone += [s.files for s in sets]
         elif is_folder(path):
             alone.append((path,))
@@ -184,13 +186,18 @@ def _refuse_input(grid: str, inputs: list[str | None]) -> None:
 
 
 def _set_label(files) -> str:
+    """The set's build name (``train``); ``256/train`` in a size folder of a pass of sizes."""
     from tfrec_tools import naming
 
     parsed = naming.parse_shard_name(files[0])
-    return parsed[0] if parsed else naming.base_name(files[0])
+    name = parsed[0] if parsed else naming.base_name(files[0])
+    folder = naming.base_name(naming.folder_name(files[0]))
+    is_size = folder.replace("x", "", 1).isdigit() and not folder.startswith("x")
+    return f"{folder}/{name}" if parsed and is_size else name
 
 
 def _suffixed(path: str, label: str) -> str:
+    label = label.replace("/", "-")  # 256/train -> sheet-256-train.png
     stem, dot, ext = path.rpartition(".")
     return f"{stem}-{label}.{ext}" if dot else f"{path}-{label}"
 

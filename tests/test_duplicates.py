@@ -70,3 +70,24 @@ def test_groups_kinds_and_scopes():
 def test_exact_bytes_group_even_when_hashes_are_far():
     items = [item("a", 0, sha="same"), item("b", 2**64 - 1, sha="same")]
     assert [g.kind for g in find_groups(items, distance=0)] == ["exact"]
+
+
+def test_many_images_with_one_hash_are_one_group_and_compared_once(monkeypatch):
+    """Plain images (all black, all grey) share a hash: they must not be compared pair by pair
+    (20,000 of them took minutes and gigabytes); the band search sees each hash once."""
+    from tfrec_tools import duplicates
+
+    seen = []
+    real = duplicates.near_pairs
+    monkeypatch.setattr(duplicates, "near_pairs", lambda h, d: (seen.append(len(h)), real(h, d))[1])
+    items = [Item("train", f"plain{k}", "s", k % 5, 0, "") for k in range(20_000)]
+    items.append(Item("train", "other", "s", 0, 0xFFFF_FFFF_FFFF_FFFF, ""))
+    groups = find_groups(items, 4)
+    assert seen == [2]
+    assert [len(g.items) for g in groups] == [20_000]
+
+
+def test_ids_that_look_like_formulas_are_escaped_in_the_list():
+    items = [Item("train", "=cmd", "s", 0, 0, ""), Item("test", "+1", "t", None, 0, "")]
+    text = duplicates_csv(find_groups(items, 0)).decode()
+    assert "'=cmd" in text and "'+1" in text

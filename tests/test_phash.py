@@ -57,8 +57,24 @@ def test_bytes_that_are_no_image_raise_value_error():
         bytes_hash(b"not an image")
 
 
+def test_an_image_over_the_pixel_limit_is_not_decodable_not_a_traceback():
+    import io as io_module
+    import zlib
+
+    from PIL import Image
+
+    buffer = io_module.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = (20000).to_bytes(4, "big") * 2  # IHDR width and height: 400M pixels
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the chunk's CRC
+    with pytest.raises(ValueError, match="not a decodable image"):
+        bytes_hash(bytes(data))
+
+
 def test_sidecar_round_trip(tmp_path):
     rows = [HashRow("a,1", "train00-2.tfrec", 2**63 + 5, "ab" * 32), HashRow("b", "s", 0, "")]
+    rows += [HashRow("form\x0cfeed\x85\u2028", "s", 7, ""), HashRow("two\nlines", "s", 8, "")]
     path = tmp_path / "train.hashes.csv"
     path.write_bytes(hashes_csv(rows))
     assert read_hashes(str(path)) == rows

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tfrec_tools.phash import hash_text
+from tfrec_tools.spreadsheet import text_cell
 
 DEFAULT_DISTANCE = 4  # resized/re-encoded copies: 0-2 bits; distinct sample_data images: >= 6
 MAX_DISTANCE = 16  # beyond it bands are 3-4 bits wide: the search compares nearly every pair
@@ -86,11 +87,14 @@ def find_groups(items: list[Item], distance: int = DEFAULT_DISTANCE) -> list[Gro
         return k
 
     first_of: dict[str, int] = {}
+    first_hash: dict[int, int] = {}  # one item per distinct hash: plain images share one
     for k, item in enumerate(items):
         if item.sha256:
             parent[root(k)] = root(first_of.setdefault(item.sha256, k))
-    for i, j in near_pairs([item.phash for item in items], distance).tolist():
-        parent[root(i)] = root(j)
+        parent[root(k)] = root(first_hash.setdefault(item.phash, k))
+    distinct = list(first_hash)  # near pairs among distinct hashes only: linear in repeats
+    for i, j in near_pairs(distinct, distance).tolist():
+        parent[root(first_hash[distinct[i]])] = root(first_hash[distinct[j]])
     members: dict[int, list[Item]] = {}
     for k, item in enumerate(items):
         members.setdefault(root(k), []).append(item)
@@ -131,6 +135,7 @@ def duplicates_csv(groups: list[Group]) -> bytes:
     for number, group in enumerate(groups, start=1):
         for i in group.items:
             fold = "" if i.fold is None else i.fold
-            row = (number, group.kind, group.scope, i.set, i.image_id, i.shard, fold)
+            ids = (text_cell(i.set), text_cell(i.image_id), text_cell(i.shard))
+            row = (number, group.kind, group.scope, *ids, fold)
             writer.writerow((*row, hash_text(i.phash)))
     return buffer.getvalue().encode("utf-8")

@@ -70,7 +70,7 @@ def bytes_hash(data: bytes) -> int:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("L", (2 * _SIDE, 2 * _SIDE))  # a JPEG decodes at 1/8 scale: fast
             return image_hash(image)
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise ValueError(f"not a decodable image ({err})") from err
 
 
@@ -96,8 +96,8 @@ def read_hashes(path: str) -> list[HashRow]:
     """
     if not fs.exists(path):
         raise ShardError(f"{path}: hashes sidecar not found")
-    lines = fs.read_bytes(path).decode("utf-8", "replace").splitlines()
-    reader = csv.reader(lines)
+    text = fs.read_bytes(path).decode("utf-8", "replace")
+    reader = csv.reader(io.StringIO(text, newline=""))  # ids may hold \x0c, \x85, ...
     header = next(reader, None)
     if tuple(header or ()) != HASH_COLUMNS:
         raise ShardError(
@@ -105,7 +105,8 @@ def read_hashes(path: str) -> list[HashRow]:
             "rebuild the set, or delete the file to have `tfrec inspect` hash the records"
         )
     rows = []
-    for number, cells in enumerate(reader, start=2):
+    for cells in reader:
+        number = reader.line_num
         try:
             image_id, shard, value, sha256 = cells
             rows.append(HashRow(image_id, shard, int(value, 16), sha256))

@@ -130,3 +130,24 @@ def test_resume_rewrites_a_shard_recorded_without_hashes(tmp_path, monkeypatch):
     assert calls["n"] == 1 and report.reused_shards == 0
     clean = (tmp_path / "clean" / "train.hashes.csv").read_bytes()
     assert (out / "train.hashes.csv").read_bytes() == clean
+
+
+def test_the_duplicate_list_is_on_disk_before_the_manifest_finishes_the_build(
+    tmp_path, monkeypatch
+):
+    """Once the manifest is written --resume has nothing to do: a kill between the two must
+    not leave a finished build without its duplicate list."""
+    import pytest
+
+    images, labels = planted(tmp_path)
+
+    def killed(manifest, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tfrec_tools.builder.run.write_manifest", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build(config(images, labels, tmp_path / "out"))
+    assert (tmp_path / "out" / "train.duplicates.csv").exists()
+    monkeypatch.undo()
+    report = build(config(images, labels, tmp_path / "out", existing="resume"))
+    assert report.duplicates.path == str(tmp_path / "out" / "train.duplicates.csv")

@@ -269,6 +269,10 @@ def test_overwrite_where_folders_are_listed_with_a_slash_as_on_cloud_storage(
     with pytest.raises(KeyboardInterrupt):
         build(config_for(dataset, out, shards=6, folds=2))
     monkeypatch.setattr("tfrec_tools.builder.write.prepare_image", real)
+    from tfrec_tools.builder.output import existing_outputs
+
+    owned = existing_outputs(config_for(dataset, out, name="train"))
+    assert f"{out}/.train.build" in owned  # not hidden behind its listed name ".train.build/"
     report = build(config_for(dataset, out, shards=2, folds=2, existing="overwrite"))
     assert report.shards == 2 and report.records == 48
     assert [s.file for s in read_manifest(report.manifest_path).shards] == [
@@ -459,6 +463,14 @@ def test_out_that_is_the_image_folder_is_refused(dataset, tmp_path, alias):
     with pytest.raises(ConfigError, match="are the same folder"):
         build(config_for(dataset, out))
     assert not list(images.glob("*.tfrec"))
+
+
+def test_out_that_is_the_image_folder_is_refused_for_a_pass_of_sizes(dataset, tmp_path):
+    images, _ = dataset
+    config = config_for(dataset, images, image=ImageConfig(size=(16, 16)), sizes=((16, 16), (8, 8)))
+    with pytest.raises(ConfigError, match=f"--out {images} and IMAGES {images} are the same"):
+        build(config)
+    assert not (images / "16").exists() and not (images / "8").exists()
 
 
 def test_labels_csv_that_is_an_output_is_refused(dataset, tmp_path):
@@ -657,3 +669,17 @@ def test_resume_after_a_kill_while_the_state_folder_was_being_removed(dataset, t
     assert report.records == 48 and report.reused_shards == 4
     assert digests(tmp_path / "out") == before
     assert not (tmp_path / "out" / ".train.build").exists()
+
+
+def test_resume_after_a_kill_before_the_plan_was_recorded_builds_everything(dataset, tmp_path):
+    from tfrec_tools.builder import run as run_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_module, "save_plan_stamp", lambda *a, **k: _interrupt(None, None))
+        with pytest.raises(KeyboardInterrupt):
+            build(config_for(dataset, tmp_path / "out"))
+    assert (tmp_path / "out" / ".train.build").is_dir()
+    build(config_for(dataset, tmp_path / "clean"))
+    report = build(config_for(dataset, tmp_path / "out", existing="resume"))
+    assert report.records == 48 and report.reused_shards == 0
+    assert digests(tmp_path / "out") == digests(tmp_path / "clean")

@@ -27,6 +27,9 @@ def test_build_of_two_sizes_then_inspect_and_train_one(dataset, tmp_path):
     assert "== 16/train ==" in whole.output and "== 24x12/train ==" in whole.output
     assert whole.output.rstrip().endswith("2 shard sets: all OK")
     assert (tmp_path / "sheet-16-train.png").exists()
+    copies = run("inspect", out, "--duplicates")  # the sizes of a pass are not copies
+    assert copies.exit_code == 0, copies.output
+    assert "duplicates: OK" in copies.output
     ambiguous = run("train", out, "--epochs", "1")
     assert ambiguous.exit_code == 1
     assert ambiguous.output.strip() == (

@@ -134,9 +134,11 @@ def _listed_shards(config: BuildConfig):
 def refuse_inputs_as_outputs(config: BuildConfig) -> None:
     """Raises ConfigError when ``out`` is the image folder, or an output file of the build is
     its labels CSV or its --vocab-from manifest."""
-    if fs.same_file(config.out, config.images):
+    # a size of a pass is built in out/<size>: its --out is the folder above
+    out = naming.folder_name(config.out) if config.sizes else config.out
+    if fs.same_file(out, config.images) or fs.same_file(config.out, config.images):
         raise ConfigError(
-            f"--out {config.out} and IMAGES {config.images} are the same folder; the shards "
+            f"--out {out} and IMAGES {config.images} are the same folder; the shards "
             "go beside the images, not among them: pass another --out"
         )
     name = config.name

@@ -46,10 +46,10 @@ from tfrec_tools.manifest import (
     read_manifest,
     write_manifest,
 )
+from tfrec_tools.spreadsheet import text_cell
 
 log = logging.getLogger(__name__)
 REJECTED_COLUMNS = ("row", "image_id", "path", "reason", "detail")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,11 @@ def _prepare_output(plan: Plan, state: str) -> dict[int, ShardResult] | None:
     existing = existing_outputs(config)
     if config.existing == "resume" and existing:
         return _resume(plan, state, existing)
+    return _start(plan, state, existing)
+
+
+def _start(plan: Plan, state: str, existing: list[str]) -> dict[int, ShardResult]:
+    """Remove the build's old files and record the plan in a fresh state folder."""
     remove(existing)
     fs.makedirs(state)
     save_plan_stamp(state, fingerprint=plan.fingerprint, shards=len(plan.shards))
@@ -248,6 +253,9 @@ def _resume(plan: Plan, state: str, existing: list[str]) -> dict[int, ShardResul
         if fs.exists(state):
             fs.rmtree(state)
         return None
+    if not stamp:  # killed before its plan was recorded: none of its shards can be trusted
+        log.warning("%s records no plan: writing every shard again", state)
+        return _start(plan, state, existing)
     if stamp.get("fingerprint") != plan.fingerprint:
         raise ConfigError(_changed(config, "started"))
     done = verified(config.out, load_results(state))
@@ -336,7 +344,8 @@ def _finish(plan: Plan, state: str, *, reused: int) -> BuildReport:
     reasons = dict(sorted(Counter(r.reason for r in rejected).items()))
     entries = tuple(r.entry for r in results)
     hashes = write_hashes(config.out, config.name, results)
-    manifest = replace(
+    duplicates = report_duplicates(config.out, config.name, results)  # before the manifest:
+    manifest = replace(  # once it is written, the build is finished and --resume does nothing
         _manifest(plan, entries, reasons), hashes_file=hashes[0], hashes_sha256=hashes[1]
     )
     path = manifest_path(config.out, config.name)
@@ -353,7 +362,7 @@ def _finish(plan: Plan, state: str, *, reused: int) -> BuildReport:
         rejected=reasons,
         unmatched=len(plan.unmatched),
         reused_shards=reused,
-        duplicates=report_duplicates(config.out, config.name, results),
+        duplicates=duplicates,
     )
 
 
@@ -381,14 +390,9 @@ def _rejected_csv(rejected: list[Rejection]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(REJECTED_COLUMNS)
     for r in rejected:
-        cells = [_text_cell(text) for text in (r.image_id, r.path, r.reason, r.detail)]
+        cells = [text_cell(text) for text in (r.image_id, r.path, r.reason, r.detail)]
         writer.writerow(["" if r.row is None else r.row, *cells])
     return buffer.getvalue().encode("utf-8")
-
-
-def _text_cell(text: str) -> str:
-    """A cell a spreadsheet shows as text rather than runs as a formula (``'=cmd``)."""
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _manifest(plan: Plan, entries: tuple[ShardEntry, ...], reasons: dict[str, int]) -> Manifest:

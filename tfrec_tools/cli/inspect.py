@@ -103,9 +103,13 @@ def _duplicates(groups, distance: int, as_json: bool):
     from tfrec_tools.shard_files import resolve_files
     from tfrec_tools.validate.duplicates import ShardSet, check_duplicates
 
-    sets, labels = [], set()
+    sets, labels, passes = [], set(), set()
     for group in groups:
         files = tuple(resolve_files(group))
+        fingerprint = _pass_fingerprint(files)
+        if fingerprint and fingerprint in passes:  # another size of a checked pass
+            continue
+        passes.add(fingerprint)
         label = _set_label(files)
         label = label if label not in labels else f"{label}#{len(sets) + 1}"
         labels.add(label)
@@ -120,6 +124,17 @@ def _duplicates(groups, distance: int, as_json: bool):
             click.echo(f"problem: {problem}")
         click.echo("duplicates: OK" if not check.problems else "duplicates: FAILED")
     return check
+
+
+def _pass_fingerprint(files) -> str | None:
+    """The plan shared by the builds of one pass of several sizes (``--size 256,384``): their
+    records are the same images, so only one size is checked for copies. None otherwise."""
+    from tfrec_tools.manifest import read_manifest
+    from tfrec_tools.shard_files import find_manifest
+
+    path = find_manifest(files)
+    manifest = read_manifest(path) if path else None
+    return manifest.plan_fingerprint if manifest and manifest.options.get("sizes") else None
 
 
 def _here() -> tuple[str, ...]:

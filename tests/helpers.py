@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 CLASSES = ("cat", "dog", "emu")
 
@@ -87,3 +87,16 @@ def write_foreign_shard(path: Path, rows: Sequence[dict], *, seed: int = 0) -> P
                 tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
             )
     return path
+
+
+def scene(seed: int, size: int = 64) -> Image.Image:
+    """A smooth random background with three discs (edges and low frequencies, as photos)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    image = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(image)
+    for _ in range(3):
+        x, y = rng.integers(0, size * 3 // 4, 2)
+        r = rng.integers(size // 10, size // 4)
+        draw.ellipse((x, y, x + r, y + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    return image

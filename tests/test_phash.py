@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from tests.helpers import scene
 from tfrec_tools.errors import ShardError
 from tfrec_tools.phash import HashRow, bytes_hash, hash_text, hashes_csv, image_hash, read_hashes
-
-
-def scene(seed: int, size: int = 64) -> Image.Image:
-    """A smooth random background with three discs (edges and low frequencies, as photos)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    image = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
-    draw = ImageDraw.Draw(image)
-    for _ in range(3):
-        x, y = rng.integers(0, size * 3 // 4, 2)
-        r = rng.integers(size // 10, size // 4)
-        draw.ellipse((x, y, x + r, y + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    return image
 
 
 def jpeg(image: Image.Image, quality: int = 90) -> bytes:

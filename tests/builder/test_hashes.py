@@ -9,10 +9,9 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from tests.helpers import read_records, write_csv
+from tests.helpers import read_records, scene, write_csv
 from tfrec_tools import naming
 from tfrec_tools.builder.config import BuildConfig, ImageConfig
 from tfrec_tools.builder.run import build
@@ -20,24 +19,12 @@ from tfrec_tools.manifest import read_manifest
 from tfrec_tools.phash import read_hashes
 
 
-def picture(seed: int, size: int = 64) -> Image.Image:
-    """A tinted background with three discs: distinct pictures differ in their hashes."""
-    rng = np.random.default_rng(seed)
-    image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 120, 3)))
-    draw = ImageDraw.Draw(image)
-    for _ in range(3):
-        x, y = rng.integers(0, size * 3 // 4, 2)
-        r = rng.integers(size // 8, size // 3)
-        draw.ellipse((x, y, x + r, y + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    return image
-
-
 def planted(root: Path, n: int = 24) -> tuple[Path, Path]:
     """n distinct pictures, an exact copy of pic000 and a resized, re-encoded copy of pic001."""
     images = root / "images"
     images.mkdir(parents=True)
     for i in range(n):
-        picture(i).save(images / f"pic{i:03d}.jpg", quality=90)
+        scene(i).save(images / f"pic{i:03d}.jpg", quality=90)
     (images / "exact.jpg").write_bytes((images / "pic000.jpg").read_bytes())
     Image.open(images / "pic001.jpg").resize((40, 40)).save(images / "smaller.jpg", quality=70)
     ids = [f"pic{i:03d}" for i in range(n)] + ["exact", "smaller"]

@@ -15,6 +15,7 @@ from typing import Any
 from tfrec_tools import __version__, fs, naming
 from tfrec_tools.errors import ConfigError, ShardError
 from tfrec_tools.manifest import SUFFIX, Manifest, read_manifest
+from tfrec_tools.shard_files import one_build_per_size
 
 METADATA_NAME = "dataset-metadata.json"
 # The license names the Kaggle API accepts (kaggle-api docs/datasets_metadata.md, "Licenses").
@@ -115,7 +116,8 @@ def _builds(folder: str) -> list[tuple[str, Manifest]]:
     paths = [fs.join(folder, e) for e in fs.listdir(folder) if e.endswith(SUFFIX)]
     if not paths:
         raise ShardError(
-            f"{folder}: no *.manifest.json: `tfrec kaggle-metadata` describes the builds of "
+            one_build_per_size(folder)
+            or f"{folder}: no *.manifest.json: `tfrec kaggle-metadata` describes the builds of "
             "`tfrec build`; pass the folder it wrote (its --out)"
         )
     builds = [(path, read_manifest(path)) for path in paths]

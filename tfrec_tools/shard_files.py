@@ -144,14 +144,9 @@ def pick_set(sets: list[ShardSet], role: str | None, folder: str) -> ShardSet:
         ShardError: no set, or several that the role cannot tell apart.
     """
     if not sets:
-        sizes = size_folders(folder)
-        if sizes:
-            shown = " or ".join(sizes[:3]) + (" ..." if len(sizes) > 3 else "")
-            raise ShardError(
-                f"{folder} holds one build per size ({', '.join(map(naming.base_name, sizes))}), "
-                f"not shards: pass {shown}"
-            )
-        raise ShardError(f"{folder}: no shard files (*.tfrec, *.tfrecord) found")
+        raise ShardError(
+            one_build_per_size(folder) or f"{folder}: no shard files (*.tfrec, *.tfrecord) found"
+        )
     if len(sets) == 1:
         return sets[0]
     if role == "train":
@@ -186,6 +181,17 @@ def size_folders(folder: str) -> list[str]:
         if is_size and any(n.endswith(SUFFIX) for n in fs.listdir(path)):
             found.append(path)
     return sorted(found, key=lambda p: [int(n) for n in naming.base_name(p).split("x")])
+
+
+def one_build_per_size(folder: str) -> str | None:
+    """The message for a command given the folder of a pass of several sizes instead of one
+    of its builds (``OUT holds one build per size (256, 384): pass OUT/256 or OUT/384``)."""
+    sizes = size_folders(folder)
+    if not sizes:
+        return None
+    shown = " or ".join(sizes[:3]) + (" ..." if len(sizes) > 3 else "")
+    names = ", ".join(map(naming.base_name, sizes))
+    return f"{folder} holds one build per size ({names}): pass {shown}"
 
 
 def find_manifest(files: Sequence[str]) -> str | None:

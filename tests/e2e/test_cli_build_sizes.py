@@ -30,11 +30,13 @@ def test_build_of_two_sizes_then_inspect_and_train_one(dataset, tmp_path):
     copies = run("inspect", out, "--duplicates")  # the sizes of a pass are not copies
     assert copies.exit_code == 0, copies.output
     assert "duplicates: OK" in copies.output
+    for command in (("diff", out, out / "16"), ("kaggle-metadata", out, "--id", "me/sizes-16")):
+        refused = run(*command)
+        assert f"{out} holds one build per size (16, 24x12): pass {out}/16" in refused.output
     ambiguous = run("train", out, "--epochs", "1")
     assert ambiguous.exit_code == 1
     assert ambiguous.output.strip() == (
-        f"Error: {out} holds one build per size (16, 24x12), not shards: pass {out}/16 or "
-        f"{out}/24x12"
+        f"Error: {out} holds one build per size (16, 24x12): pass {out}/16 or {out}/24x12"
     )
     trained = run(
         "train", out / "16", "--out", tmp_path / "run", "--fold", "0", "--epochs", "1",

@@ -10,6 +10,7 @@ from typing import Any
 from tfrec_tools import fs, naming
 from tfrec_tools.errors import ShardError
 from tfrec_tools.manifest import SUFFIX, Manifest, manifest_path, read_manifest
+from tfrec_tools.shard_files import one_build_per_size
 from tfrec_tools.validate.record_diff import RecordDiff, record_diff
 
 SECTIONS = ("options", "image", "schema", "labels", "features", "folds", "shards")
@@ -84,7 +85,8 @@ def resolve_build(path: str, name: str | None = None) -> tuple[str, Manifest]:
     found = [e for e in fs.listdir(path) if e.endswith(SUFFIX)]
     if not found:
         raise ShardError(
-            f"{path}: no *{SUFFIX}: `tfrec diff` compares builds of `tfrec build`; pass the "
+            one_build_per_size(path)
+            or f"{path}: no *{SUFFIX}: `tfrec diff` compares builds of `tfrec build`; pass the "
             "folder it wrote (its --out) or the manifest"
         )
     if len(found) > 1:

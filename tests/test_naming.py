@@ -81,3 +81,12 @@ def test_temp_names_hold_the_pid_and_are_recognised():
 def test_size_folder_names_a_square_size_by_its_side():
     assert naming.size_folder((256, 256)) == "256"
     assert naming.size_folder((256, 384)) == "256x384"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("256", True), ("out/256x384", True), ("16x", False), ("x16", False), ("²56", False)],
+)
+def test_is_size_folder_reads_back_what_size_folder_writes(path, expected):
+    assert naming.is_size_folder(path) is expected
+    assert naming.is_size_folder(naming.size_folder((256, 384)))

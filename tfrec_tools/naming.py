@@ -29,6 +29,7 @@ STATE_SUFFIX = ".build"
 # The count is the last run of digits before the suffix, after a dash; only the base name is
 # read, so digits in folder names (``data-2.1/``) never leak in.
 _COUNT = re.compile(r"-(\d+)\.tfrec(?:ords?)?$")
+_SIZE_FOLDER = re.compile(r"^\d+(x\d+)?$", re.ASCII)  # size_folder's names
 _OURS = re.compile(r"^(?P<name>.+?)(?P<index>\d+)-(?P<count>\d+)\.tfrec$")
 
 
@@ -126,6 +127,11 @@ def size_folder(size: tuple[int, int]) -> str:
     each size's build in a pass of several sizes (``--size 256,256x384``)."""
     height, width = size
     return str(height) if height == width else f"{height}x{width}"
+
+
+def is_size_folder(path: str) -> bool:
+    """Whether ``path`` is named like a size folder of a pass (``256``, ``256x384``)."""
+    return _SIZE_FOLDER.match(base_name(path)) is not None
 
 
 def lock_name(name: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -18,7 +17,6 @@ from tfrec_tools.records import check_frames
 SHARD_PATTERNS = ("*.tfrec", "*.tfrecord", "*.tfrecords")
 ROLES = ("train", "predict")  # what a folder of several shard sets is asked for
 _GLOB_CHARS = "*?["
-_SIZE_NAME = re.compile(r"^\d+(x\d+)?$")  # naming.size_folder: 256, 256x384
 
 
 def is_glob(path: str) -> bool:
@@ -177,7 +175,7 @@ def size_folders(folder: str) -> list[str]:
     found = []
     for entry in fs.listdir(folder):
         path = fs.join(folder, entry)
-        is_size = _SIZE_NAME.match(entry) and fs.isdir(path)
+        is_size = naming.is_size_folder(entry) and fs.isdir(path)
         if is_size and any(n.endswith(SUFFIX) for n in fs.listdir(path)):
             found.append(path)
     return sorted(found, key=lambda p: [int(n) for n in naming.base_name(p).split("x")])

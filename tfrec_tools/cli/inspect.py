@@ -129,11 +129,9 @@ def _duplicates(groups, distance: int, as_json: bool):
 def _pass_fingerprint(files) -> str | None:
     """The plan shared by the builds of one pass of several sizes (``--size 256,384``): their
     records are the same images, so only one size is checked for copies. None otherwise."""
-    from tfrec_tools.manifest import read_manifest
-    from tfrec_tools.shard_files import find_manifest
+    from tfrec_tools.shard_files import load_manifest
 
-    path = find_manifest(files)
-    manifest = read_manifest(path) if path else None
+    manifest = load_manifest(files)
     return manifest.plan_fingerprint if manifest and manifest.options.get("sizes") else None
 
 
@@ -207,8 +205,7 @@ def _set_label(files) -> str:
     parsed = naming.parse_shard_name(files[0])
     name = parsed[0] if parsed else naming.base_name(files[0])
     folder = naming.base_name(naming.folder_name(files[0]))
-    is_size = folder.replace("x", "", 1).isdigit() and not folder.startswith("x")
-    return f"{folder}/{name}" if parsed and is_size else name
+    return f"{folder}/{name}" if parsed and naming.is_size_folder(folder) else name
 
 
 def _suffixed(path: str, label: str) -> str:
